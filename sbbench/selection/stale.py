@@ -1,0 +1,47 @@
+"""StaleSB: Selective-Backprop whose selection losses are reused for `staleness` epochs."""
+
+from __future__ import annotations
+
+import torch
+
+from sbbench.selection.base import SelectionSettings
+from sbbench.selection.selective_backprop import SelectiveBackprop
+from sbbench.selection.types import BackwardBatch, ScoreForward
+
+
+class StaleSelectiveBackprop(SelectiveBackprop):
+    """Refresh epochs run a selection forward for every example; the others run none.
+
+    Refresh epochs are the first epoch after priming and then every `staleness` epochs (one
+    priming epoch, n = 3: epochs 1, 4, 7, ...). On stale epochs each candidate is ranked by its
+    cached loss, which also enters the history. A backward pass overwrites the cached loss of the
+    examples it trained on. Unlike the original research code, stale epochs forward nothing, pair
+    each cached loss with its own example, and are not capped in backward steps.
+    """
+
+    name = "stale_sb"
+
+    def __init__(self, settings: SelectionSettings):
+        super().__init__(settings)
+        if settings.staleness < 1:
+            raise ValueError(f"staleness={settings.staleness}; allowed: an integer >= 1")
+        # NaN marks "never scored"; refresh epochs score everyone before any stale epoch.
+        self.cached_loss = torch.full((settings.num_train,), float("nan"), device=self.device)
+
+    @property
+    def refresh_epoch(self) -> bool:
+        since_priming = self.epoch - self.settings.prime_epochs
+        return since_priming >= 0 and since_priming % self.settings.staleness == 0
+
+    def candidate_losses(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                         score_forward: ScoreForward) -> torch.Tensor:
+        if self.refresh_epoch:
+            losses = score_forward(ids, x, y).losses
+            self.cached_loss[ids] = losses.float()
+            return losses
+        self.selection_forwards_skipped += int(ids.shape[0])
+        return self.cached_loss[ids]
+
+    def after_backward(self, batch: BackwardBatch, losses: torch.Tensor,
+                       logits: torch.Tensor) -> None:
+        self.cached_loss[batch.ids] = losses.detach().float()

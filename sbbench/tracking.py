@@ -1,0 +1,274 @@
+"""MLflow: run lifecycle (attach, child, end with a status), batched metrics, provenance, artifacts.
+
+Everything goes through an explicit `MlflowClient` and an explicit run id, never MLflow's
+per-thread active-run stack, so trials, workers and threads cannot resume the wrong run.
+The names written here are a contract read by the analysis, the nightly jobs and users' queries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+DEFAULT_EXPERIMENT = "sbbench"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+HTTP_REACHABILITY_TIMEOUT_S = 5.0
+
+# Tag names (the contract).
+TAG_METHOD = "sbbench.method"
+TAG_DATASET = "sbbench.dataset"
+TAG_MODEL = "sbbench.model"
+TAG_GIT_COMMIT = "sbbench.git_commit"
+TAG_TORCH_VERSION = "sbbench.torch_version"
+TAG_DEVICE = "sbbench.device"
+TAG_KIND = "sbbench.kind"
+TAG_FAILURE_KIND = "sbbench.failure_kind"  # diverged | error | interrupted
+TAG_FAILURE_REASON = "sbbench.failure_reason"
+TAG_PARENT = "mlflow.parentRunId"
+MAX_TAG_CHARS = 5000  # MLflow's tag value limit is 8000; keep reasons well under it
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The tracking store cannot be used; raised before any compute."""
+
+
+@dataclass(frozen=True)
+class TrackingOptions:
+    tracking_uri: str | None = None
+    experiment: str | None = None  # None: the experiment of `mlflow run`, else "sbbench"
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """The URI to use, with relative sqlite paths made absolute (workers run elsewhere)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        path = uri[len("sqlite:///"):]
+        uri = "sqlite:///" + str(Path(path).resolve())
+    elif "://" not in uri:  # a plain path means a file store directory; refuse clearly
+        raise TrackingUnavailableError(
+            f"tracking_uri={uri!r}: allowed: sqlite:///FILE.db, http(s)://HOST:PORT, "
+            "postgresql://..., mysql://... (the file store is deprecated in MLflow 3)")
+    return uri
+
+
+def check_tracking_reachable(uri: str) -> None:
+    """Fail fast, with one line, when the store cannot be reached or written."""
+    if uri.startswith("sqlite:///"):
+        directory = Path(uri[len("sqlite:///"):]).parent
+        if not directory.is_dir():
+            raise TrackingUnavailableError(
+                f"tracking_uri={uri!r}: directory {directory} does not exist; allowed: a sqlite "
+                "file in an existing, writable directory")
+        if not os.access(directory, os.W_OK):
+            raise TrackingUnavailableError(
+                f"tracking_uri={uri!r}: directory {directory} is not writable")
+        return
+    if uri.startswith(("http://", "https://")):
+        health = uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(health, timeout=HTTP_REACHABILITY_TIMEOUT_S) as response:
+                if response.status >= 400:
+                    raise TrackingUnavailableError(
+                        f"tracking_uri={uri!r}: server answered HTTP {response.status}")
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            reason = getattr(err, "reason", err)
+            raise TrackingUnavailableError(
+                f"tracking_uri={uri!r}: tracking server unreachable ({reason}); allowed: a "
+                "running MLflow server (mlflow server --host 127.0.0.1 --port 5000)") from None
+
+
+def get_client(uri: str):
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(client, name: str) -> str:
+    """Experiment id for `name`, created if needed (also initialises a fresh store's schema)."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:  # another worker created it between our two calls
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance_tags(device_name: str) -> dict[str, str]:
+    import torch
+
+    return {
+        TAG_GIT_COMMIT: git_commit(),
+        TAG_TORCH_VERSION: torch.__version__,
+        TAG_DEVICE: device_name,
+        "sbbench.python_version": platform.python_version(),
+        "sbbench.host": platform.node(),
+    }
+
+
+class NullTracker:
+    """Records nothing: the baseline for the tracking-overhead benchmark and for library use."""
+
+    run_id = None
+
+    def log_evaluation(self, metrics: Mapping[str, float], step: int) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        pass
+
+    def log_artifact_file(self, path: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def log_text(self, text: str, name: str) -> None:
+        pass
+
+
+class MlflowTracker:
+    """Logs to one run by id. One `log_batch` call per evaluation, stamped with its time."""
+
+    def __init__(self, client, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def log_evaluation(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now_ms = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now_ms, int(step)) for key, value in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        """End-of-run summaries under their own keys (step 0, never part of a curve)."""
+        self.log_evaluation(metrics, step=0)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:MAX_TAG_CHARS])
+                                                 for k, v in tags.items()], synchronous=True)
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        """Log params, skipping keys already on the run (`mlflow run` logged its -P values as
+        strings; MLflow refuses to log a key twice with another value)."""
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.run_id).data.params
+        fresh = [Param(k, str(v)) for k, v in params.items() if k not in existing]
+        for start in range(0, len(fresh), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(self.run_id, params=fresh[start:start + 100], synchronous=True)
+
+    def log_artifact_file(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.run_id, text, name)
+
+    def log_dataset(self, name: str, digest: str, source: str, context: str = "training") -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(name=name, digest=digest[:36], source_type="local",
+                          source=json.dumps({"source": source}))
+        self.client.log_inputs(self.run_id, datasets=[
+            DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+
+    def end(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def classify_failure(error: BaseException) -> tuple[str, str, str]:
+    """(run status, failure kind, one-line reason) for an exception that ended a run."""
+    from sbbench.train.errors import RunDiverged
+
+    reason = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else \
+        type(error).__name__
+    if isinstance(error, KeyboardInterrupt):
+        return "KILLED", "interrupted", "interrupted (KeyboardInterrupt)"
+    if isinstance(error, SystemExit):
+        return "KILLED", "interrupted", f"terminated (exit {error.code})"
+    if isinstance(error, RunDiverged):
+        return "FAILED", "diverged", reason
+    return "FAILED", "error", reason
+
+
+@contextmanager
+def tracked_run(tracking: TrackingOptions, *, run_name: str | None = None,
+                parent_run_id: str | None = None,
+                tags: Mapping[str, str] | None = None,
+                params: Mapping[str, str] | None = None) -> Iterator[MlflowTracker]:
+    """Create (or resume under `mlflow run`) one run and always end it with a status.
+
+    Under `mlflow run`, MLFLOW_RUN_ID names the project run: it is resumed, not duplicated.
+    A child run (parent_run_id given) never resumes MLFLOW_RUN_ID. Any exception, Ctrl-C or
+    SIGTERM (turned into SystemExit by the CLI) ends the run FAILED or KILLED with the reason as a
+    tag, then propagates.
+    """
+    uri = resolve_tracking_uri(tracking.tracking_uri)
+    client = get_client(uri)
+    resume_id = os.environ.get("MLFLOW_RUN_ID") if parent_run_id is None else None
+    if resume_id:
+        run_id = client.get_run(resume_id).info.run_id
+        client.update_run(run_id, status="RUNNING")
+    else:
+        experiment = tracking.experiment or DEFAULT_EXPERIMENT
+        if tracking.experiment is None and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            experiment_id = os.environ["MLFLOW_EXPERIMENT_ID"]
+        else:
+            experiment_id = ensure_experiment(client, experiment)
+        start_tags = dict(tags or {})
+        if parent_run_id:
+            start_tags[TAG_PARENT] = parent_run_id
+        run_id = client.create_run(experiment_id, run_name=run_name,
+                                   tags=start_tags).info.run_id
+        tags = None
+    tracker = MlflowTracker(client, run_id)
+    try:
+        if tags:
+            tracker.set_tags(tags)
+        if params:
+            tracker.log_params(params)
+        yield tracker
+    except BaseException as error:
+        status, kind, reason = classify_failure(error)
+        try:
+            tracker.set_tags({TAG_FAILURE_KIND: kind, TAG_FAILURE_REASON: reason})
+        finally:
+            tracker.end(status)
+        raise
+    else:
+        tracker.end("FINISHED")
+
+
+def write_temp_json(payload: Any, name: str) -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="sbbench-"))
+    path = directory / name
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    return path

@@ -1,0 +1,1 @@
+"""One training run: loop, phase clock, evaluation schedule, stopping, MLflow record."""

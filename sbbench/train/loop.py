@@ -1,0 +1,220 @@
+"""One training run: the timed loop, the untimed evaluation schedule, the stopping rules.
+
+The loop knows nothing about MLflow: it reports through a tracker object (`log_evaluation`)
+and returns a `TrainingOutcome`. Selection decisions come from a `SelectionMethod`, which never
+sees the model; the loop gives it a timed, counted `score_forward`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from sbbench.config import RunConfig
+from sbbench.data import DatasetSplits, TrainBatcher
+from sbbench.selection import BackwardBatch, Scores, SelectionMethod
+from sbbench.train.clock import PhaseClock
+from sbbench.train.counters import Counters, PerExampleStats
+from sbbench.train.errors import RunDiverged
+from sbbench.train.evaluate import classification_error
+from sbbench.train.schedules import EvaluationSchedule, StepLearningRate
+
+
+@dataclass
+class TrainingOutcome:
+    curve: list[dict[str, float]] = field(default_factory=list)  # one entry per evaluation
+    final: dict[str, float] = field(default_factory=dict)
+    per_example: PerExampleStats | None = None
+    stop_reason: str = "budget"
+
+
+class TrainingLoop:
+    def __init__(self, config: RunConfig, data: DatasetSplits, model: torch.nn.Module,
+                 method: SelectionMethod, device: torch.device, tracker: Any,
+                 progress: Callable[[dict[str, float]], None] | None = None):
+        self.config = config
+        self.data = data
+        self.model = model
+        self.method = method
+        self.device = device
+        self.tracker = tracker
+        self.progress = progress
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=config.lr,
+                                         momentum=config.momentum, nesterov=config.nesterov
+                                         and config.momentum > 0,
+                                         weight_decay=config.weight_decay)
+        self.lr_schedule = StepLearningRate(config.lr, config.lr_milestones, config.lr_gamma,
+                                            data.num_train)
+        self.eval_schedule = EvaluationSchedule(config.eval_every_examples)
+        self.clock = PhaseClock(device)
+        self.counters = Counters()
+        self.per_example = PerExampleStats.zeros(data.num_train, device)
+        self.budget_examples = math.ceil(config.epochs * data.num_train)
+        self.use_amp = config.amp and device.type == "cuda"
+        # Running sums stay on the device between evaluations: no per-step host sync.
+        self._loss_sum = torch.zeros((), device=device)
+        self._loss_count = 0
+        self._last_eval_counts = (0, 0)  # (seen, backpropped) at the previous evaluation
+        self._current_lr = None
+        batcher_generator = torch.Generator(device=device)
+        # Data order gets its own stream, distinct from the method's selection stream.
+        batcher_generator.manual_seed(config.seed * 2 + 1)
+        self.batcher = TrainBatcher(data, method.candidates_per_forward, batcher_generator)
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.use_amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def score_forward(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> Scores:
+        """The no-grad selection forward, in the configured score mode, timed and counted."""
+        with self.clock.phase("forward_select"):
+            # eval mode: BatchNorm uses (and leaves untouched) its running statistics.
+            self.model.train(self.config.score_mode == "train")
+            with torch.no_grad(), self._autocast():
+                logits = self.model(x)
+            losses = F.cross_entropy(logits.float(), y, reduction="none")
+            self.model.train()
+        self.counters.selection_forwards += int(ids.shape[0])
+        self.per_example.record_scored(ids, losses)
+        return Scores(logits, losses)
+
+    def _set_lr(self) -> None:
+        unit = self.config.lr_schedule_unit
+        count = (self.counters.examples_seen if unit == "examples_seen"
+                 else self.counters.examples_backpropped)
+        lr = self.lr_schedule.lr_at(count)
+        if lr != self._current_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self._current_lr = lr
+
+    def train_step(self, batch: BackwardBatch) -> None:
+        self._set_lr()
+        with self.clock.phase("forward_train"):
+            with self._autocast():
+                logits = self.model(batch.x)
+            losses = F.cross_entropy(logits.float(), batch.y, reduction="none")
+            if batch.weights is None:
+                loss = losses.mean()
+            else:
+                loss = (losses * batch.weights).mean()
+        with self.clock.phase("backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        self.optimizer.step()
+        n = len(batch)
+        detached = losses.detach()
+        self._loss_sum += detached.sum()
+        self._loss_count += n
+        self.counters.training_forwards += n
+        self.counters.examples_backpropped += n
+        self.counters.optimizer_steps += 1
+        self.per_example.record_backpropped(batch.ids, detached)
+        self.method.after_backward(batch, detached, logits.detach())
+
+    def evaluate(self) -> dict[str, float]:
+        """Untimed: the clock is paused while evaluating and logging."""
+        with self.clock.paused():
+            train_loss = float(self._loss_sum) / max(1, self._loss_count)
+            if not math.isfinite(train_loss):
+                raise RunDiverged(f"non-finite training loss ({train_loss}) before "
+                                  f"{self.counters.examples_seen} examples seen")
+            prepare = self.data.prepare
+            val_error = classification_error(self.model, self.data.val_x, self.data.val_y,
+                                             prepare, self._autocast if self.use_amp else None)
+            test_error = classification_error(self.model, self.data.test_x, self.data.test_y,
+                                              prepare, self._autocast if self.use_amp else None)
+            seen, backpropped = self.counters.examples_seen, self.counters.examples_backpropped
+            last_seen, last_backpropped = self._last_eval_counts
+            metrics = {
+                "val_error": val_error,
+                "test_error": test_error,
+                "train_loss": train_loss,
+                "train_time_s": self.clock.elapsed_s(),
+                **self.counters.as_metrics(),
+                "keep_rate": (backpropped - last_backpropped) / max(1, seen - last_seen),
+                "epoch": seen / self.data.num_train,
+                "lr": self._current_lr if self._current_lr is not None else self.config.lr,
+                **self.clock.breakdown(),
+                **self.method.extra_metrics(),
+            }
+            self.counters.selection_forwards_skipped = self.method.selection_forwards_skipped
+            metrics["selection_forwards_skipped"] = self.counters.selection_forwards_skipped
+            self._loss_sum.zero_()
+            self._loss_count = 0
+            self._last_eval_counts = (seen, backpropped)
+            self.tracker.log_evaluation(metrics, step=seen)
+            if self.progress is not None:
+                self.progress(metrics)
+        return metrics
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def _budget_left(self) -> bool:
+        if self.counters.examples_seen >= self.budget_examples:
+            return False
+        budget_s = self.config.time_budget_s
+        return budget_s is None or self.clock.elapsed_s() < budget_s
+
+    def _after_evaluation(self, outcome: TrainingOutcome, metrics: dict[str, float]) -> bool:
+        """Record the evaluation; True when the run should stop at the target."""
+        outcome.curve.append(metrics)
+        target = self.config.target_val_error
+        if target is not None and metrics["val_error"] <= target:
+            outcome.stop_reason = "target"
+            return True
+        return False
+
+    def run(self) -> TrainingOutcome:
+        outcome = TrainingOutcome(per_example=self.per_example)
+        self.model.train()
+        self.clock.start()
+        stop = False
+        epoch = 0
+        while not stop and self._budget_left():
+            self.method.start_epoch(epoch)
+            last_batch = len(self.batcher) - 1
+            for index, (ids, x, y) in enumerate(self.batcher.epoch_batches()):
+                for batch in self.method.select(ids, x, y, self.score_forward):
+                    self.train_step(batch)
+                self.counters.examples_seen += int(ids.shape[0])
+                if index == last_batch:
+                    # Flush before evaluating, so an evaluation on the epoch boundary sees it.
+                    for batch in self.method.end_epoch():
+                        self.train_step(batch)
+                    self.counters.epochs_completed += 1
+                if self.eval_schedule.due(self.counters.examples_seen):
+                    self.eval_schedule.advance(self.counters.examples_seen)
+                    stop = self._after_evaluation(outcome, self.evaluate())
+                if stop or not self._budget_left():
+                    break
+            epoch += 1
+        if outcome.stop_reason != "target" and self.config.time_budget_s is not None \
+                and self.counters.examples_seen < self.budget_examples:
+            outcome.stop_reason = "time_budget"
+        if not outcome.curve or outcome.curve[-1]["examples_seen"] != self.counters.examples_seen:
+            self._after_evaluation(outcome, self.evaluate())
+        self.clock.pause()
+        last = outcome.curve[-1]
+        outcome.final = {
+            "final_val_error": last["val_error"],
+            "final_test_error": last["test_error"],
+            "total_train_time_s": last["train_time_s"],
+            "total_examples_seen": self.counters.examples_seen,
+            "total_examples_backpropped": self.counters.examples_backpropped,
+            "total_selection_forwards": self.counters.selection_forwards,
+            "total_selection_forwards_skipped": self.counters.selection_forwards_skipped,
+            "total_optimizer_steps": self.counters.optimizer_steps,
+            "total_epochs": self.counters.examples_seen / self.data.num_train,
+            "overall_keep_rate": self.counters.examples_backpropped
+            / max(1, self.counters.examples_seen),
+        }
+        return outcome
