@@ -36,6 +36,7 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [ConfigError, DatasetUnavailableError,
                                          TrackingUnavailableError]
     for module, name in (("sbbench.sweep.study", "StudyError"),
+                         ("sbbench.sweep.storage", "StorageUnavailableError"),
                          ("sbbench.analysis", "AnalysisInputError")):
         try:
             errors.append(getattr(importlib.import_module(module), name))

@@ -197,8 +197,19 @@ class MlflowTracker:
 
         dataset = Dataset(name=name, digest=digest[:36], source_type="local",
                           source=json.dumps({"source": source}))
-        self.client.log_inputs(self.run_id, datasets=[
-            DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])])
+        from mlflow.exceptions import MlflowException
+
+        inputs = [DatasetInput(dataset, tags=[InputTag("mlflow.data.context", context)])]
+        for attempt in range(3):
+            try:
+                self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except MlflowException:
+                # Parallel workers insert the same dataset row at once (UNIQUE constraint);
+                # the retry finds the row the other worker wrote and links to it.
+                if attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def end(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)
@@ -206,7 +217,7 @@ class MlflowTracker:
 
 def classify_failure(error: BaseException) -> tuple[str, str, str]:
     """(run status, failure kind, one-line reason) for an exception that ended a run."""
-    from sbbench.train.errors import RunDiverged
+    from sbbench.train.errors import RunDiverged, RunPruned
 
     reason = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else \
         type(error).__name__
@@ -216,6 +227,8 @@ def classify_failure(error: BaseException) -> tuple[str, str, str]:
         return "KILLED", "interrupted", f"terminated (exit {error.code})"
     if isinstance(error, RunDiverged):
         return "FAILED", "diverged", reason
+    if isinstance(error, RunPruned):
+        return "KILLED", "pruned", reason
     return "FAILED", "error", reason
 
 
@@ -223,7 +236,8 @@ def classify_failure(error: BaseException) -> tuple[str, str, str]:
 def tracked_run(tracking: TrackingOptions, *, run_name: str | None = None,
                 parent_run_id: str | None = None,
                 tags: Mapping[str, str] | None = None,
-                params: Mapping[str, str] | None = None) -> Iterator[MlflowTracker]:
+                params: Mapping[str, str] | None = None,
+                resume_run_id: str | None = None) -> Iterator[MlflowTracker]:
     """Create (or resume under `mlflow run`) one run and always end it with a status.
 
     Under `mlflow run`, MLFLOW_RUN_ID names the project run: it is resumed, not duplicated.
@@ -233,7 +247,8 @@ def tracked_run(tracking: TrackingOptions, *, run_name: str | None = None,
     """
     uri = resolve_tracking_uri(tracking.tracking_uri)
     client = get_client(uri)
-    resume_id = os.environ.get("MLFLOW_RUN_ID") if parent_run_id is None else None
+    resume_id = resume_run_id or (os.environ.get("MLFLOW_RUN_ID") if parent_run_id is None
+                                  else None)
     if resume_id:
         run_id = client.get_run(resume_id).info.run_id
         client.update_run(run_id, status="RUNNING")

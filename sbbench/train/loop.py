@@ -61,10 +61,15 @@ class TrainingLoop:
         self._loss_count = 0
         self._last_eval_counts = (0, 0)  # (seen, backpropped) at the previous evaluation
         self._current_lr = None
+        self._evaluation_hooks: list[Callable[[dict[str, float]], None]] = []
         batcher_generator = torch.Generator(device=device)
         # Data order gets its own stream, distinct from the method's selection stream.
         batcher_generator.manual_seed(config.seed * 2 + 1)
         self.batcher = TrainBatcher(data, method.candidates_per_forward, batcher_generator)
+
+    def add_evaluation_hook(self, hook: Callable[[dict[str, float]], None]) -> None:
+        """Called after each evaluation is logged (sweeps report to pruners through it)."""
+        self._evaluation_hooks.append(hook)
 
     # -- pieces ---------------------------------------------------------------------------------
 
@@ -154,6 +159,8 @@ class TrainingLoop:
             self.tracker.log_evaluation(metrics, step=seen)
             if self.progress is not None:
                 self.progress(metrics)
+            for hook in self._evaluation_hooks:
+                hook(metrics)
         return metrics
 
     # -- the run --------------------------------------------------------------------------------

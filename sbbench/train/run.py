@@ -11,7 +11,7 @@ import contextlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -142,7 +142,9 @@ def check_before_compute(config: RunConfig, options: tracking.TrackingOptions) -
 def execute_run(config: RunConfig, options: tracking.TrackingOptions, *,
                 parent_run_id: str | None = None, run_name: str | None = None,
                 extra_tags: Mapping[str, str] | None = None, progress: bool = True,
-                data: DatasetSplits | None = None) -> RunResult:
+                data: DatasetSplits | None = None,
+                on_run_created: Callable[[str], None] | None = None,
+                on_evaluation: Callable[[dict[str, float]], None] | None = None) -> RunResult:
     """Validate, then train one run recorded in MLflow. Raises on failure after ending the run
     FAILED/KILLED (diverged runs raise RunDiverged)."""
     device = check_before_compute(config, options)
@@ -155,8 +157,12 @@ def execute_run(config: RunConfig, options: tracking.TrackingOptions, *,
         with tracking.tracked_run(options, run_name=run_name or default_run_name(config),
                                   parent_run_id=parent_run_id, tags=tags,
                                   params=config.to_mlflow_params()) as tracker:
+            if on_run_created is not None:
+                on_run_created(tracker.run_id)
             tracker.log_text(config.to_json(), "config.json")
             loop = build_training(config, tracker, device, data, progress)
+            if on_evaluation is not None:
+                loop.add_evaluation_hook(on_evaluation)
             tracker.log_dataset(loop.data.name, loop.data.digest, loop.data.source)
             try:
                 outcome = loop.run()

@@ -1,0 +1,104 @@
+"""Names the analysis reads from the MLflow record of a training run (the contract).
+
+Defined here, not imported from the training side, so that the analysis never imports torch.
+`tests/analysis/test_record.py` checks `METHOD_FIELDS` against `sbbench.selection` when torch is
+installed, so the two cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+DEFAULT_EXPERIMENT = "sbbench"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+# Tags
+TAG_METHOD = "sbbench.method"
+TAG_DATASET = "sbbench.dataset"
+TAG_MODEL = "sbbench.model"
+TAG_KIND = "sbbench.kind"
+TAG_STUDY = "sbbench.study"
+TAG_TRIAL = "sbbench.trial"
+TAG_PRUNED = "sbbench.pruned"
+TAG_FAILURE_KIND = "sbbench.failure_kind"      # diverged | error | interrupted
+TAG_FAILURE_REASON = "sbbench.failure_reason"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_RUN_NAME = "mlflow.runName"
+KIND_ANALYSIS = "analysis"                      # our own report runs: never loaded as results
+
+# Curves logged at every evaluation, step = examples seen.
+M_VAL_ERROR = "val_error"
+M_TEST_ERROR = "test_error"
+M_TRAIN_TIME = "train_time_s"                   # the training clock (evaluation excluded)
+M_EXAMPLES_SEEN = "examples_seen"
+M_EXAMPLES_BACKPROPPED = "examples_backpropped"
+M_SELECTION_FORWARDS = "selection_forwards"
+M_KEEP_RATE = "keep_rate"
+CURVE_METRICS = (M_VAL_ERROR, M_TEST_ERROR, M_TRAIN_TIME, M_EXAMPLES_BACKPROPPED,
+                 M_EXAMPLES_SEEN)
+
+# Cumulative phase times (seconds on the training clock); they add up to train_time_s.
+PHASES = ("time_forward_select_s", "time_forward_train_s", "time_backward_s", "time_other_s")
+PHASE_LABELS = {"time_forward_select_s": "forward (select)",
+                "time_forward_train_s": "forward (train)",
+                "time_backward_s": "backward", "time_other_s": "other"}
+
+# End-of-run summaries.
+M_FINAL_VAL = "final_val_error"
+M_FINAL_TEST = "final_test_error"
+M_TOTAL_TIME = "total_train_time_s"
+M_TOTAL_BACKPROPPED = "total_examples_backpropped"
+M_TOTAL_SELECTION_FORWARDS = "total_selection_forwards"
+M_TOTAL_SEEN = "total_examples_seen"
+
+# Artifacts
+ARTIFACT_PER_EXAMPLE = "per_example.csv.gz"
+
+# Methods
+TRADITIONAL = "traditional"
+KATH18 = "kath18"
+METHOD_NAMES = {"traditional": "Traditional", "random": "Random", "sb": "SB",
+                "stale_sb": "StaleSB", "kath18": "Katharopoulos18"}
+BASELINES = (TRADITIONAL, KATH18)
+
+# Which config fields mean something for which method (mirror of
+# sbbench.selection.METHOD_FIELDS). A field that does not apply to a run's method is dropped
+# from its configuration, so Traditional runs logged with different (ignored) beta values are
+# one configuration, not several.
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "traditional": (),
+    "random": ("beta", "p_min", "prime_epochs", "partial_batch", "forward_batch_size"),
+    "sb": ("beta", "p_min", "history_size", "score_mode", "prime_epochs", "partial_batch",
+           "forward_batch_size"),
+    "stale_sb": ("beta", "p_min", "history_size", "score_mode", "prime_epochs", "partial_batch",
+                 "forward_batch_size", "staleness"),
+    "kath18": ("kath_presample_ratio", "kath_score", "kath_weighting", "kath_tau_momentum",
+               "score_mode"),
+}
+METHOD_SPECIFIC_FIELDS = frozenset(f for fields in METHOD_FIELDS.values() for f in fields)
+
+# Params that do not define the experiment (where and how it ran, not what ran).
+NON_DEFINING_PARAMS = frozenset({"seed", "device", "data_dir", "download", "num_threads",
+                                 "experiment", "tracking_uri"})
+
+# The workload: what is being trained and to which budget. Runs of different workloads are never
+# compared. The issue names dataset, model, epochs, time_budget_s, label_noise and the split
+# sizes; the other `group="workload"` fields of the run config change the task as much (model
+# width, dropout, augmentation, SVHN extra) or the fairness of the timing (evaluation schedule,
+# early stop at a target), so they are part of the workload too.
+WORKLOAD_PARAMS = ("dataset", "model", "epochs", "time_budget_s", "label_noise", "train_size",
+                   "val_size", "test_size", "model_width", "dropout", "augment", "svhn_extra",
+                   "eval_every_examples", "target_val_error")
+
+# Axes of the ablation panels (only drawn when at least two values are present).
+ABLATION_AXES = ("beta", "staleness", "batch_size", "label_noise")
+
+# Run outcomes as the analysis classifies them.
+OUTCOME_OK = "ok"                    # FINISHED: a result
+OUTCOME_DIVERGED = "diverged"        # FAILED, NaN/inf loss: kept, censored, never reached target
+OUTCOME_PRUNED = "pruned"            # sweep pruned it: kept as censored, not a result
+OUTCOME_ERROR = "error"              # crashed: reported, excluded
+OUTCOME_INTERRUPTED = "interrupted"  # KILLED: reported, excluded
+OUTCOME_RUNNING = "running"          # not finished yet: reported, excluded
+OUTCOME_NO_DATA = "no_data"          # FINISHED without any evaluation: reported, excluded
+KEPT_OUTCOMES = (OUTCOME_OK, OUTCOME_DIVERGED, OUTCOME_PRUNED)
+
+ALPHA = 0.05

@@ -1,0 +1,73 @@
+"""`sbbench sweep`: run (or resume) an Optuna study of tracked training runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sbbench.tracking import TrackingOptions
+
+DEFAULT_STUDY = "studies/smoke.yaml"
+
+
+def _positive_int_or_zero(text: str) -> int:
+    # MLflow project parameters of type float arrive as "2.0".
+    value = float(text)
+    if value < 0 or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--study", default=DEFAULT_STUDY, help="study YAML file "
+                        f"(default: {DEFAULT_STUDY})")
+    parser.add_argument("--storage", default="", help="Optuna storage: empty for a local "
+                        "journal file under .sbbench/optuna/, journal:PATH, postgresql://..., "
+                        "mysql://...")
+    parser.add_argument("--workers", type=_positive_int_or_zero, default=1,
+                        help="local worker processes (default 1)")
+    parser.add_argument("--n-trials", type=_positive_int_or_zero, default=0,
+                        help="trials to run (0: the study's own count / the whole grid)")
+    parser.add_argument("--study-name", default=None, help="override the study's name")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
+    parser.add_argument("--experiment", default=None, help="MLflow experiment")
+    parser.add_argument("--out", default=None, help="analysis output folder "
+                        "(default: sbbench-out/<study>)")
+    parser.add_argument("--no-analyze", action="store_true", help="skip the analysis at the end")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from sbbench.sweep.coordinator import Coordinator, SweepOptions
+    from sbbench.sweep.study import StudyError, load_study
+
+    spec = load_study(args.study)
+    if args.workers < 1:
+        raise StudyError("--workers", "workers", args.workers, "an integer >= 1")
+    options = SweepOptions(storage=args.storage or None, workers=args.workers,
+                           n_trials=args.n_trials or None, study_name=args.study_name,
+                           tracking=TrackingOptions(args.tracking_uri, args.experiment),
+                           progress=not args.no_progress)
+    coordinator = Coordinator(spec, options)
+    result = coordinator.run()
+    counts = ", ".join(f"{v} {k}" for k, v in result.counts.items())
+    print(f"sweep {result.study_name}: {counts} in {result.wall_s:.0f} s "
+          f"(parent run {result.parent_run_id}, storage {result.storage_url})")
+    if not args.no_analyze:
+        _analyze(result, args)
+    print(f"MLflow UI: mlflow ui --backend-store-uri {result.tracking_uri}")
+    return 0
+
+
+def _analyze(result, args: argparse.Namespace) -> None:
+    try:
+        from sbbench.analysis import AnalyzeOptions, analyze
+    except ImportError:
+        print("(analysis not available in this installation)", file=sys.stderr)
+        return
+    out = args.out or f"sbbench-out/{result.study_name}"
+    analysis = analyze(AnalyzeOptions(experiment=None, parent_run_id=result.parent_run_id,
+                                      tracking_uri=result.tracking_uri, out_dir=out))
+    print(analysis.table_text)
+    for path in analysis.report_paths:
+        print(f"report: {path}")

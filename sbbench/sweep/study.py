@@ -1,0 +1,270 @@
+"""Study files: what a sweep asks, validated before anything runs.
+
+A study file (YAML) declares:
+
+    name: smoke                      # Optuna study name and MLflow tag sbbench.study
+    description: ...
+    sampler: grid                    # grid | bruteforce (ablations) | tpe (tuning)
+    workload: {dataset: mnist1d, train_size: 20000, epochs: 4, eval_every_examples: 2000}
+    fixed: {lr: 0.05}                # nuisance / fixed hyperparameters (RunConfig fields)
+    grid:                            # swept dimensions: lists of values
+      method: [traditional, sb, stale_sb]
+      beta: [1, 3]
+      staleness: [2, 3]
+    ranges:                          # tpe only: {low, high, log, step}
+      lr: {low: 0.01, high: 0.3, log: true}
+    seeds: [0, 1, 2]                 # or `repeats: 3` (seeds 0..2)
+    objective: {kind: time_to_target, target_error: 0.05}
+                                     # or {kind: final_error_and_time}
+    n_trials: 20                     # tpe; grid studies run every point
+    pruning: false                   # tpe only
+
+Method-specific fields apply only where they mean something (`METHOD_FIELDS`): a grid of
+method x beta x staleness runs traditional once per seed, sb once per beta, stale_sb once per
+(beta, staleness). Every expanded point is validated as a RunConfig up front.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sbbench.config import ConfigError, RunConfig, config_fields
+from sbbench.selection import METHOD_FIELDS
+
+SAMPLERS = ("grid", "bruteforce", "tpe")
+OBJECTIVES = ("time_to_target", "final_error_and_time")
+TOP_LEVEL = ("name", "description", "sampler", "workload", "fixed", "grid", "ranges", "seeds",
+             "repeats", "objective", "n_trials", "pruning")
+RANGE_KEYS = ("low", "high", "log", "step")
+CENSORED_PENALTY = 2.0  # a run that never reaches the target scores budget x this
+
+
+class StudyError(ValueError):
+    """A malformed study file: names the file, the field, the value and what is allowed."""
+
+    def __init__(self, path: str, field_name: str, value: Any, allowed: str):
+        super().__init__(f"{path}: invalid {field_name}={value!r}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class Objective:
+    kind: str = "time_to_target"
+    target_error: float | None = None
+
+    @property
+    def directions(self) -> list[str]:
+        return ["minimize"] if self.kind == "time_to_target" else ["minimize", "minimize"]
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    path: str
+    name: str
+    description: str
+    sampler: str
+    base: dict[str, Any]                 # workload + fixed settings
+    grid: dict[str, list[Any]]
+    ranges: dict[str, dict[str, Any]]
+    seeds: list[int]
+    objective: Objective
+    n_trials: int | None
+    pruning: bool
+    text: str = field(repr=False, default="")
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every configuration x seed, with method-specific dimensions dropped where they mean
+        nothing (and duplicates that creates removed)."""
+        names = [n for n in self.grid if n != "seed"]
+        points, seen = [], set()
+        for values in itertools.product(*(self.grid[n] for n in names)):
+            point = dict(zip(names, values))
+            method = point.get("method", self.base.get("method", RunConfig.method))
+            point = {k: v for k, v in point.items() if _applies(k, method)}
+            for seed in self.seeds:
+                full = {**point, "seed": seed}
+                key = point_key(full)
+                if key not in seen:
+                    seen.add(key)
+                    points.append(full)
+        return points
+
+    def config_for(self, point: dict[str, Any]) -> RunConfig:
+        return RunConfig.from_dict({**self.base, **point}, source=self.path)
+
+    @property
+    def total_trials(self) -> int:
+        if self.sampler == "tpe":
+            return self.n_trials or 0
+        return len(self.grid_points())
+
+
+def _applies(field_name: str, method: str) -> bool:
+    """Is this swept field meaningful for this method? (non-method fields always are)"""
+    method_specific = set().union(*METHOD_FIELDS.values())
+    return field_name not in method_specific or field_name in METHOD_FIELDS[method]
+
+
+def point_key(point: dict[str, Any]) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
+def load_study(path: str | Path) -> StudySpec:
+    path = str(path)
+    file = Path(path)
+    if not file.is_file():
+        raise StudyError(path, "study", path, "an existing YAML study file")
+    text = file.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise StudyError(path, "yaml", str(err).splitlines()[0], "valid YAML") from None
+    if not isinstance(raw, dict):
+        raise StudyError(path, "study", type(raw).__name__, "a YAML mapping")
+    return parse_study(raw, path, text)
+
+
+def parse_study(raw: dict[str, Any], path: str = "<study>", text: str = "") -> StudySpec:
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise StudyError(path, key, raw[key], "a study field: " + ", ".join(TOP_LEVEL))
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\ "):
+        raise StudyError(path, "name", name, "a non-empty name without spaces or slashes")
+    sampler = raw.get("sampler", "grid")
+    if sampler not in SAMPLERS:
+        raise StudyError(path, "sampler", sampler, "one of " + ", ".join(SAMPLERS))
+    config_names = {f.name for f in config_fields()}
+    base: dict[str, Any] = {}
+    for section in ("workload", "fixed"):
+        values = raw.get(section) or {}
+        if not isinstance(values, dict):
+            raise StudyError(path, section, values, "a mapping of config fields")
+        for key, value in values.items():
+            if key not in config_names:
+                raise StudyError(path, f"{section}.{key}", value,
+                                 "a config field: " + ", ".join(sorted(config_names)))
+            if key == "seed":
+                raise StudyError(path, f"{section}.seed", value, "seeds under `seeds:`")
+        base.update(values)
+    grid = _parse_grid(raw.get("grid") or {}, path, config_names)
+    ranges = _parse_ranges(raw.get("ranges") or {}, path, config_names, sampler)
+    if not grid and not ranges:
+        raise StudyError(path, "grid", raw.get("grid"), "at least one swept dimension")
+    seeds = _parse_seeds(raw, path)
+    objective = _parse_objective(raw.get("objective") or {}, path)
+    pruning = raw.get("pruning", False)
+    if not isinstance(pruning, bool):
+        raise StudyError(path, "pruning", pruning, "true or false")
+    if pruning and sampler != "tpe":
+        raise StudyError(path, "pruning", pruning, "false in a grid study (pruning is for "
+                         "tpe tuning studies only: a pruned run is censored, not a result)")
+    n_trials = raw.get("n_trials")
+    if n_trials is not None and (not isinstance(n_trials, int) or isinstance(n_trials, bool)
+                                 or n_trials < 1):
+        raise StudyError(path, "n_trials", n_trials, "an integer >= 1")
+    if sampler == "tpe" and n_trials is None:
+        raise StudyError(path, "n_trials", None, "an integer >= 1 for a tpe study")
+    spec = StudySpec(path=path, name=name, description=str(raw.get("description", "")),
+                     sampler=sampler, base=base, grid=grid, ranges=ranges, seeds=seeds,
+                     objective=objective, n_trials=n_trials, pruning=pruning, text=text)
+    _validate_points(spec)
+    return spec
+
+
+def _parse_grid(grid: Any, path: str, config_names: set[str]) -> dict[str, list[Any]]:
+    if not isinstance(grid, dict):
+        raise StudyError(path, "grid", grid, "a mapping of config field -> list of values")
+    parsed = {}
+    for key, values in grid.items():
+        if key not in config_names:
+            raise StudyError(path, f"grid.{key}", values,
+                             "a config field: " + ", ".join(sorted(config_names)))
+        if key == "seed":
+            raise StudyError(path, "grid.seed", values, "seeds under `seeds:`")
+        if not isinstance(values, list) or not values:
+            raise StudyError(path, f"grid.{key}", values, "a non-empty list of values")
+        parsed[key] = values
+    return parsed
+
+
+def _parse_ranges(ranges: Any, path: str, config_names: set[str],
+                  sampler: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(ranges, dict):
+        raise StudyError(path, "ranges", ranges, "a mapping of field -> {low, high, log, step}")
+    if ranges and sampler != "tpe":
+        raise StudyError(path, "ranges", list(ranges), "ranges only with sampler: tpe "
+                         "(use grid: lists for grid/bruteforce)")
+    parsed = {}
+    for key, spec in ranges.items():
+        where = f"ranges.{key}"
+        if key not in config_names:
+            raise StudyError(path, where, spec, "a config field")
+        if not isinstance(spec, dict) or set(spec) - set(RANGE_KEYS) or \
+                not {"low", "high"} <= set(spec):
+            raise StudyError(path, where, spec, "a mapping with low, high (and log, step)")
+        low, high = spec["low"], spec["high"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+            raise StudyError(path, where, spec, "numeric low and high")
+        if not low < high:
+            raise StudyError(path, where, spec, "low < high")
+        if spec.get("log") and low <= 0:
+            raise StudyError(path, where, spec, "low > 0 with log: true")
+        parsed[key] = dict(spec)
+    return parsed
+
+
+def _parse_seeds(raw: dict[str, Any], path: str) -> list[int]:
+    if "seeds" in raw and "repeats" in raw:
+        raise StudyError(path, "seeds", raw["seeds"], "either seeds or repeats, not both")
+    if "repeats" in raw:
+        repeats = raw["repeats"]
+        if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+            raise StudyError(path, "repeats", repeats, "an integer >= 1")
+        return list(range(repeats))
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise StudyError(path, "seeds", seeds, "a non-empty list of integers >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(path, "seeds", seeds, "distinct seeds")
+    return seeds
+
+
+def _parse_objective(objective: Any, path: str) -> Objective:
+    if not isinstance(objective, dict):
+        raise StudyError(path, "objective", objective, "a mapping with kind (and target_error)")
+    for key in objective:
+        if key not in ("kind", "target_error"):
+            raise StudyError(path, f"objective.{key}", objective[key], "kind, target_error")
+    kind = objective.get("kind", "time_to_target")
+    if kind not in OBJECTIVES:
+        raise StudyError(path, "objective.kind", kind, "one of " + ", ".join(OBJECTIVES))
+    target = objective.get("target_error")
+    if kind == "time_to_target":
+        if not isinstance(target, (int, float)) or isinstance(target, bool) or \
+                not 0 < target < 1:
+            raise StudyError(path, "objective.target_error", target,
+                             "a validation error in (0, 1) for time_to_target")
+    return Objective(kind=kind, target_error=None if target is None else float(target))
+
+
+def _validate_points(spec: StudySpec) -> None:
+    """Every configuration the study can produce must be a valid RunConfig."""
+    try:
+        if spec.sampler == "tpe":
+            for key, rng in spec.ranges.items():
+                for bound in ("low", "high"):
+                    spec.config_for({key: rng[bound]})
+            for point in spec.grid_points() or [{}]:
+                spec.config_for(point)
+        else:
+            for point in spec.grid_points():
+                spec.config_for(point)
+    except ConfigError as err:
+        raise StudyError(spec.path, err.field_name, err.value, err.allowed) from None

@@ -1,0 +1,127 @@
+"""One trial in its own process: train the trial's config as an MLflow child run and tell Optuna.
+
+The coordinator starts `python -m sbbench.sweep.worker` with a JSON job on stdin. The worker never
+sees MLFLOW_RUN_ID (that would resume the parent); the parent id arrives as SBBENCH_PARENT_RUN_ID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import traceback
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class TrialJob:
+    study_name: str
+    storage_url: str
+    trial_number: int
+    config: dict[str, Any]
+    objective: dict[str, Any]
+    tracking_uri: str
+    experiment: str | None
+    pruning: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def run_trial(job: TrialJob) -> int:
+    import optuna
+    from optuna.trial import TrialState
+
+    from sbbench.config import RunConfig
+    from sbbench.sweep import trial_records as names
+    from sbbench.sweep.objective import objective_values
+    from sbbench.sweep.storage import open_storage
+    from sbbench.sweep.study import Objective
+    from sbbench.tracking import TrackingOptions
+    from sbbench.train.errors import RunDiverged, RunPruned
+    from sbbench.train.run import default_run_name, execute_run
+
+    storage = open_storage(job.storage_url)
+    study = optuna.load_study(study_name=job.study_name, storage=storage,
+                              pruner=optuna.pruners.MedianPruner() if job.pruning else None)
+    study_id = storage.get_study_id_from_name(job.study_name)
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, job.trial_number)
+    config = RunConfig.from_dict(job.config)
+
+    def fail(kind: str, reason: str, interrupted: bool = False,
+             state: TrialState = TrialState.FAIL) -> None:
+        storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_KIND, kind)
+        storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_REASON, reason[:2000])
+        storage.set_trial_user_attr(trial_id, names.ATTR_INTERRUPTED, interrupted)
+        study.tell(job.trial_number, state=state, skip_if_finished=True)
+
+    hooks = {}
+    if job.pruning:
+        trial = optuna.trial.Trial(study, trial_id)
+
+        def report(metrics: dict[str, float]) -> None:
+            step = int(metrics["examples_seen"])
+            trial.report(metrics["val_error"], step)
+            if trial.should_prune():
+                raise RunPruned(f"pruned at {step} examples seen "
+                                f"(val_error {metrics['val_error']:.4f})")
+
+        hooks["on_evaluation"] = report
+    try:
+        result = execute_run(
+            config, TrackingOptions(job.tracking_uri, job.experiment),
+            parent_run_id=os.environ.get(names.ENV_PARENT_RUN_ID),
+            run_name=f"{job.study_name}-t{job.trial_number}-{default_run_name(config)}",
+            extra_tags={names.TAG_STUDY: job.study_name, names.TAG_TRIAL: str(job.trial_number)},
+            progress=False,
+            on_run_created=lambda run_id: storage.set_trial_user_attr(
+                trial_id, names.ATTR_RUN_ID, run_id),
+            **hooks)
+    except RunDiverged as err:
+        fail("diverged", str(err))
+        return 0
+    except RunPruned as err:
+        _tag_pruned(job, storage, trial_id)
+        fail("pruned", str(err), state=TrialState.PRUNED)
+        return 0
+    except (KeyboardInterrupt, SystemExit):
+        fail("interrupted", "worker interrupted", interrupted=True)
+        return 130
+    except Exception as err:  # a failing trial must not stop the sweep
+        traceback.print_exc()
+        fail("error", f"{type(err).__name__}: {err}")
+        return 0
+    values, attrs = objective_values(Objective(**job.objective), result.outcome.curve,
+                                     result.outcome.final)
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(trial_id, key, value)
+    for key in ("final_val_error", "final_test_error", "total_train_time_s"):
+        storage.set_trial_user_attr(trial_id, key, result.outcome.final[key])
+    study.tell(job.trial_number, values)
+    return 0
+
+
+def _tag_pruned(job: TrialJob, storage, trial_id: int) -> None:
+    from mlflow import MlflowClient
+
+    from sbbench.sweep import trial_records as names
+
+    run_id = storage.get_trial_user_attrs(trial_id).get(names.ATTR_RUN_ID)
+    if run_id:
+        MlflowClient(tracking_uri=job.tracking_uri).set_tag(run_id, names.TAG_PRUNED, "true")
+
+
+def _raise_system_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _raise_system_exit)
+    job = TrialJob(**json.loads(sys.stdin.read()))
+    return run_trial(job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
