@@ -21,8 +21,8 @@ def _positive_int_or_zero(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", default=DEFAULT_STUDY, help="study YAML file "
                         f"(default: {DEFAULT_STUDY})")
-    parser.add_argument("--storage", default="", help="Optuna storage: empty for a local "
-                        "journal file under .sbbench/optuna/, journal:PATH, postgresql://..., "
+    parser.add_argument("--storage", default="local", help="Optuna storage: local (default: a "
+                        "journal file under .sbbench/optuna/), journal:PATH, postgresql://..., "
                         "mysql://...")
     parser.add_argument("--workers", type=_positive_int_or_zero, default=1,
                         help="local worker processes (default 1)")

@@ -19,18 +19,7 @@ METHODS: dict[str, type[SelectionMethod]] = {
     "kath18": Katharopoulos18,
 }
 
-# Which config fields mean something for which method: sweeps use it so grids hold no
-# meaningless points (staleness only for stale_sb, and so on).
-METHOD_FIELDS: dict[str, tuple[str, ...]] = {
-    "traditional": (),
-    "random": ("beta", "p_min", "prime_epochs", "partial_batch", "forward_batch_size"),
-    "sb": ("beta", "p_min", "history_size", "score_mode", "prime_epochs", "partial_batch",
-           "forward_batch_size"),
-    "stale_sb": ("beta", "p_min", "history_size", "score_mode", "prime_epochs", "partial_batch",
-                 "forward_batch_size", "staleness"),
-    "kath18": ("kath_presample_ratio", "kath_score", "kath_weighting", "kath_tau_momentum",
-               "score_mode"),
-}
+from sbbench.method_fields import METHOD_FIELDS  # noqa: E402  (torch-free table)
 
 
 def build_method(name: str, settings: SelectionSettings) -> SelectionMethod:

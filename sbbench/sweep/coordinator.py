@@ -293,7 +293,9 @@ class Coordinator:
                 total = min(total, len(self.spec.grid_points()))
             already = min(total, self._finished_in_scope())
             bar = tqdm(total=total, initial=already, unit="trial", desc=self.study_name,
-                       disable=not self.options.progress, dynamic_ncols=True)
+                       disable=not self.options.progress, dynamic_ncols=True,
+                       # In a log file (no terminal), one line per finished trial is enough.
+                       mininterval=0.5 if sys.stderr.isatty() else 60.0)
             launched = 0
             try:
                 while True:

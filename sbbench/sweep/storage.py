@@ -17,7 +17,8 @@ def default_storage_path(study_name: str) -> Path:
 
 def storage_url_for(storage: str | None, study_name: str) -> str:
     """What workers receive: an absolute journal path (journal:PATH) or the storage URL."""
-    if not storage:
+    storage = (storage or "").strip().strip("'\"")
+    if not storage or storage == "local":  # "local": the MLproject default
         return "journal:" + str(default_storage_path(study_name))
     if storage.startswith("journal:"):
         return "journal:" + str(Path(storage[len("journal:"):]).resolve())

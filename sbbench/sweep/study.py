@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from sbbench.config import ConfigError, RunConfig, config_fields
-from sbbench.selection import METHOD_FIELDS
+from sbbench.method_fields import applies as _applies
 
 SAMPLERS = ("grid", "bruteforce", "tpe")
 OBJECTIVES = ("time_to_target", "final_error_and_time")
@@ -104,10 +104,6 @@ class StudySpec:
         return len(self.grid_points())
 
 
-def _applies(field_name: str, method: str) -> bool:
-    """Is this swept field meaningful for this method? (non-method fields always are)"""
-    method_specific = set().union(*METHOD_FIELDS.values())
-    return field_name not in method_specific or field_name in METHOD_FIELDS[method]
 
 
 def point_key(point: dict[str, Any]) -> str:

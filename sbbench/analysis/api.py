@@ -1,0 +1,334 @@
+"""Entry points: `analyze(options)` for the CLI and the sweep, and the argparse wiring."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sbbench.analysis import record as R
+
+MIN_RESAMPLES = 99              # below this a bootstrap interval means nothing
+PROTOCOL_RESAMPLES = 9999       # ANALYSIS.md: >= 9999 resamples
+
+
+class AnalysisInputError(ValueError):
+    """A bad input to the analysis: one line naming the field, the value and what is allowed."""
+
+    def __init__(self, field_name: str, value: Any, allowed: str):
+        self.field_name = field_name
+        super().__init__(f"analysis: invalid {field_name}={value!r}; {allowed}")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    experiment: str | None = "sbbench"
+    parent_run_id: str | None = None
+    study: str | None = None
+    target_factor: float = 1.4
+    target_errors: tuple[float, ...] = ()   # absolute targets; when non-empty they replace the factor rule
+    out_dir: str = "sbbench-out/analysis"
+    tracking_uri: str | None = None
+    bootstrap_resamples: int = 9999
+    seed: int = 0
+    log_to_mlflow: bool = True
+
+
+@dataclass
+class AnalysisResult:
+    summary: dict
+    table_text: str
+    report_paths: dict[str, Path] = field(default_factory=dict)
+    analysis_run_id: str | None = None
+
+
+# --- validation --------------------------------------------------------------------------------
+
+def validate(options: AnalyzeOptions) -> None:
+    """Every check that needs no tracking store, before anything is read or written."""
+    factor = options.target_factor
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or \
+            not math.isfinite(factor) or factor <= 0:
+        raise AnalysisInputError("target_factor", factor, "allowed: a number > 0 (e.g. 1.4)")
+    for value in options.target_errors:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or not 0 <= value <= 1:
+            raise AnalysisInputError("target_error", value,
+                                     "allowed: validation errors between 0 and 1")
+    if len(set(options.target_errors)) != len(options.target_errors):
+        raise AnalysisInputError("target_error", list(options.target_errors),
+                                 "allowed: distinct values")
+    n = options.bootstrap_resamples
+    if isinstance(n, bool) or not isinstance(n, int) or n < MIN_RESAMPLES:
+        raise AnalysisInputError("resamples", n, f"allowed: an integer >= {MIN_RESAMPLES} "
+                                 f"(the protocol uses >= {PROTOCOL_RESAMPLES})")
+    if isinstance(options.seed, bool) or not isinstance(options.seed, int) or options.seed < 0:
+        raise AnalysisInputError("seed", options.seed, "allowed: an integer >= 0")
+    for name in ("experiment", "parent_run_id", "study"):
+        value = getattr(options, name)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise AnalysisInputError(name, value, "allowed: a non-empty name, or leave it out")
+    out = Path(options.out_dir)
+    if out.exists() and not out.is_dir():
+        raise AnalysisInputError("out", options.out_dir, "allowed: a directory (this is a file)")
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or R.DEFAULT_TRACKING_URI
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):])
+        if not path.is_file():
+            raise AnalysisInputError("tracking_uri", uri, f"no such database file {path}; "
+                                     "allowed: the sqlite file the runs were logged to, or an "
+                                     "http(s) tracking server")
+    elif "://" not in uri:
+        raise AnalysisInputError("tracking_uri", uri, "allowed: sqlite:///FILE.db, "
+                                 "http(s)://HOST:PORT, postgresql://..., mysql://...")
+    return uri
+
+
+def _experiment_ids(client, options: AnalyzeOptions) -> tuple[list[str], str]:
+    from mlflow.exceptions import MlflowException
+
+    if options.parent_run_id:
+        try:
+            parent = client.get_run(options.parent_run_id)
+        except MlflowException:
+            raise AnalysisInputError("parent_run", options.parent_run_id,
+                                     "no such run in the tracking store") from None
+        experiment = client.get_experiment(parent.info.experiment_id)
+        return [experiment.experiment_id], experiment.name
+    if options.experiment is None and os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        experiment = client.get_experiment(os.environ["MLFLOW_EXPERIMENT_ID"])
+        return [experiment.experiment_id], experiment.name
+    name = options.experiment or R.DEFAULT_EXPERIMENT
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise AnalysisInputError("experiment", name, "no such experiment; allowed: "
+                                 + (", ".join(names) if names else "(the store has none)"))
+    return [experiment.experiment_id], experiment.name
+
+
+# --- the analysis ------------------------------------------------------------------------------
+
+def analyze(options: AnalyzeOptions) -> AnalysisResult:
+    from mlflow import MlflowClient
+
+    from sbbench.analysis import comparisons as C
+    from sbbench.analysis import costs, figures as F
+    from sbbench.analysis.grouping import group_runs
+    from sbbench.analysis.loading import load_runs
+    from sbbench.analysis.report import write_reports
+    from sbbench.analysis.summary import full_table, write_summary
+    from sbbench.analysis.time_to_target import workload_targets
+
+    validate(options)
+    uri = resolve_tracking_uri(options.tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    experiment_ids, experiment_name = _experiment_ids(client, options)
+    loaded = load_runs(client, experiment_ids, options.parent_run_id, options.study)
+    out_dir = Path(options.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = {"tracking_uri": uri, "experiment": experiment_name,
+              "experiment_ids": experiment_ids, "parent_run_id": options.parent_run_id,
+              "study": options.study}
+    base_summary = {
+        "schema": "sbbench.analysis/1",
+        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "options": asdict(options), "source": source, "alpha": R.ALPHA,
+        "runs": {"kept": len(loaded.runs), "excluded": len(loaded.excluded),
+                 "ignored": loaded.ignored, "by_outcome": loaded.counts()},
+        "excluded_runs": [_run_line(r) for r in loaded.excluded],
+    }
+    warnings: list[str] = []
+    if options.bootstrap_resamples < PROTOCOL_RESAMPLES:
+        warnings.append(f"bootstrap with {options.bootstrap_resamples} resamples, below the "
+                        f"protocol's {PROTOCOL_RESAMPLES}")
+    for run in loaded.excluded:
+        warnings.append(f"excluded run {run.run_id} ({run.method}, {run.outcome}): "
+                        f"{run.failure_reason or run.status}")
+
+    if not loaded.runs:
+        where = f"experiment {experiment_name!r}" + (
+            f", parent run {options.parent_run_id}" if options.parent_run_id else "") + (
+            f", study {options.study!r}" if options.study else "")
+        message = (f"no training runs to analyse in {where} at {uri}"
+                   + (f" ({len(loaded.excluded)} excluded: failed or unfinished)"
+                      if loaded.excluded else ""))
+        summary = {**base_summary, "message": message, "warnings": warnings, "workloads": [],
+                   "configurations": [], "comparisons": []}
+        path = write_summary(summary, out_dir / "summary.json")
+        return AnalysisResult(summary, message, {"summary": path})
+
+    workloads = group_runs(loaded.runs)
+    config_rows, comparisons = [], []
+    for wl in workloads:
+        wl.targets, wl.target_note = workload_targets(wl.runs, options.target_factor,
+                                                      tuple(options.target_errors))
+        if wl.target_note:
+            warnings.append(f"{wl.label}: {wl.target_note}")
+        rows, comps = C.analyse_workload(wl, n_resamples=options.bootstrap_resamples,
+                                         seed=options.seed)
+        config_rows += rows
+        comparisons += comps
+        if not wl.by_method(R.TRADITIONAL):
+            warnings.append(f"{wl.label}: no Traditional runs, so no speedups vs Traditional")
+    C.apply_holm(comparisons)
+    for comp in comparisons:
+        if comp["underpowered"]:
+            warnings.append(f"{comp['workload']}: {comp['label']} vs {comp['baseline_label']}: "
+                            f"n too small: min attainable p = {comp['min_attainable_p']:.3g} "
+                            f"(n={comp['n']} vs {comp['n_baseline']})")
+    phase_rows = [row for wl in workloads for row in costs.phase_table(wl)]
+    pareto_rows = [row for wl in workloads for row in costs.pareto(wl)]
+    selection_rows = [row for wl in workloads for row in costs.selection_stats(wl, client)]
+    geomeans = C.geometric_means(workloads, comparisons)
+    profiles = C.performance_profiles(workloads, config_rows)
+
+    workload_rows = [{"label": wl.label, "slug": wl.slug, "params": dict(wl.workload),
+                      "targets": [{"index": t.index, "value": t.value, "rule": t.rule}
+                                  for t in wl.targets],
+                      "target_note": wl.target_note,
+                      "configurations": [cg.label for cg in wl.configs],
+                      "n_runs": len(wl.runs)} for wl in workloads]
+    censored = [{**_run_line(r), "label": cg.label, "workload": wl.label}
+                for wl in workloads for cg in wl.configs for r in cg.runs
+                if r.outcome in (R.OUTCOME_DIVERGED, R.OUTCOME_PRUNED)]
+    table_text = full_table(workload_rows, config_rows, comparisons)
+
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    for old in fig_dir.glob("*.png"):
+        old.unlink()
+    figures = _figures(F, workloads, config_rows, comparisons, phase_rows, pareto_rows,
+                       selection_rows, profiles, fig_dir, options.seed)
+
+    summary = {**base_summary, "warnings": warnings, "workloads": workload_rows,
+               "configurations": config_rows, "comparisons": comparisons,
+               "holm_family_size": sum(c["p_holm"] is not None for c in comparisons),
+               "phases": phase_rows, "pareto": pareto_rows, "selection": selection_rows,
+               "geometric_means": geomeans, "performance_profiles": profiles,
+               "censored_runs": censored,
+               "figures": [f.path.relative_to(out_dir).as_posix() for f in figures]}
+    run_id = _start_analysis_run(client, experiment_ids[0], options) \
+        if options.log_to_mlflow else None
+    summary["analysis_run_id"] = run_id
+    paths = write_reports(summary, table_text, figures, out_dir)
+    paths["summary"] = write_summary(summary, out_dir / "summary.json")
+    paths["figures"] = fig_dir
+    if run_id is not None:
+        _finish_analysis_run(client, run_id, out_dir, summary)
+    return AnalysisResult(summary, table_text, paths, run_id)
+
+
+def _run_line(run) -> dict:
+    return {"run_id": run.run_id, "run_name": run.run_name, "method": run.method,
+            "outcome": run.outcome, "status": run.status, "seed": run.seed,
+            "reason": run.failure_reason}
+
+
+def _figures(F, workloads, config_rows, comparisons, phase_rows, pareto_rows, selection_rows,
+             profiles, fig_dir: Path, seed: int) -> list:
+    figures = []
+    for wl in workloads:
+        rows = [r for r in config_rows if r["workload"] == wl.label]
+        figures.append(F.error_vs_time(wl, fig_dir, seed=seed))
+        for target in wl.targets:
+            figures.append(F.time_to_target_bars(wl, rows, target.index, fig_dir))
+            figures.append(F.kaplan_meier(wl, rows, target.index, fig_dir))
+        figures.append(F.phase_bars(wl, [p for p in phase_rows if p["workload"] == wl.label],
+                                    fig_dir))
+        figures.append(F.pareto_scatter(wl, [p for p in pareto_rows
+                                             if p["workload"] == wl.label], fig_dir))
+    figures += F.ablation_panels(comparisons, phase_rows, selection_rows, fig_dir)
+    for index in sorted({p["target_index"] for p in profiles}):
+        figures.append(F.performance_profile_plot(profiles, index, fig_dir))
+    return [f for f in figures if f is not None]
+
+
+def _start_analysis_run(client, experiment_id: str, options: AnalyzeOptions) -> str:
+    tags = {R.TAG_KIND: R.KIND_ANALYSIS}
+    if options.parent_run_id:
+        tags[R.TAG_PARENT] = options.parent_run_id
+    if options.study:
+        tags[R.TAG_STUDY] = options.study
+    run = client.create_run(experiment_id, run_name="analysis", tags=tags)
+    return run.info.run_id
+
+
+def _finish_analysis_run(client, run_id: str, out_dir: Path, summary: dict) -> None:
+    from mlflow.entities import Param
+
+    try:
+        opts = summary["options"]
+        client.log_batch(run_id, params=[
+            Param("target_factor", str(opts["target_factor"])),
+            Param("target_errors", ",".join(f"{v:g}" for v in opts["target_errors"]) or "None"),
+            Param("bootstrap_resamples", str(opts["bootstrap_resamples"])),
+            Param("seed", str(opts["seed"]))])
+        for name in ("report.html", "report.md", "summary.json"):
+            client.log_artifact(run_id, str(out_dir / name))
+        client.log_artifacts(run_id, str(out_dir / "figures"), artifact_path="figures")
+        client.set_terminated(run_id, status="FINISHED")
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+
+
+# --- command line ------------------------------------------------------------------------------
+
+def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("which runs")
+    g.add_argument("--experiment", default=None,
+                   help="MLflow experiment (default: sbbench; the parent's with --parent-run)")
+    g.add_argument("--parent-run", dest="parent_run", default=None,
+                   help="only the child runs of this sweep parent run")
+    g.add_argument("--study", default=None, help="only runs tagged sbbench.study=STUDY")
+    g.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                   "sqlite:///mlflow.db in the working directory)")
+    t = parser.add_argument_group("targets")
+    t.add_argument("--target-factor", type=float, default=1.4,
+                   help="target = FACTOR x median final validation error of the workload's "
+                   "Traditional runs (default 1.4)")
+    t.add_argument("--target-error", type=float, nargs="+", default=None, metavar="ERROR",
+                   help="absolute validation-error targets (several allowed; replace the "
+                   "factor rule)")
+    o = parser.add_argument_group("output")
+    o.add_argument("--out", default="sbbench-out/analysis",
+                   help="directory for report.html, report.md, summary.json and figures/")
+    o.add_argument("--resamples", type=int, default=PROTOCOL_RESAMPLES,
+                   help=f"bootstrap resamples (default {PROTOCOL_RESAMPLES})")
+    o.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    o.add_argument("--no-log", action="store_true",
+                   help="do not log the reports as artifacts of an MLflow 'analysis' run")
+
+
+def options_from_args(args: argparse.Namespace) -> AnalyzeOptions:
+    return AnalyzeOptions(
+        experiment=args.experiment, parent_run_id=args.parent_run, study=args.study,
+        target_factor=args.target_factor, target_errors=tuple(args.target_error or ()),
+        out_dir=args.out, tracking_uri=args.tracking_uri, bootstrap_resamples=args.resamples,
+        seed=args.seed, log_to_mlflow=not args.no_log)
+
+
+def run_analyze_command(args: argparse.Namespace) -> int:
+    result = analyze(options_from_args(args))
+    print(result.table_text)
+    paths = result.report_paths
+    if "html" in paths:
+        print(f"\nreports: {paths['html']} | {paths['markdown']} | {paths['summary']} "
+              f"({len(result.summary.get('figures', []))} figures in {paths['figures']})")
+        if result.analysis_run_id:
+            print(f"logged to MLflow run {result.analysis_run_id}")
+    else:
+        print(f"summary: {paths['summary']}", file=sys.stderr)
+    return 0
