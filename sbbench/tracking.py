@@ -158,17 +158,33 @@ class MlflowTracker:
     def __init__(self, client, run_id: str):
         self.client = client
         self.run_id = run_id
+        self._pending: list = []
 
     def log_evaluation(self, metrics: Mapping[str, float], step: int) -> None:
+        """Queued to MLflow's async logger: the training loop does not wait for the store
+        (a synchronous sqlite write is ~9 ms, 3% of a fast MNIST-1D run). `end` waits."""
         from mlflow.entities import Metric
 
         now_ms = int(time.time() * 1000)
         batch = [Metric(key, float(value), now_ms, int(step)) for key, value in metrics.items()]
-        self.client.log_batch(self.run_id, metrics=batch, synchronous=True)
+        operation = self.client.log_batch(self.run_id, metrics=batch, synchronous=False)
+        if operation is not None:
+            self._pending.append(operation)
+
+    def flush(self) -> None:
+        """Wait for queued metric writes (raises if one failed)."""
+        pending, self._pending = self._pending, []
+        for operation in pending:
+            operation.wait()
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
         """End-of-run summaries under their own keys (step 0, never part of a curve)."""
-        self.log_evaluation(metrics, step=0)
+        from mlflow.entities import Metric
+
+        now_ms = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now_ms, 0)
+                                                    for k, v in metrics.items()],
+                              synchronous=True)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -212,7 +228,10 @@ class MlflowTracker:
                 time.sleep(0.2 * (attempt + 1))
 
     def end(self, status: str) -> None:
-        self.client.set_terminated(self.run_id, status=status)
+        try:
+            self.flush()
+        finally:
+            self.client.set_terminated(self.run_id, status=status)
 
 
 def classify_failure(error: BaseException) -> tuple[str, str, str]:

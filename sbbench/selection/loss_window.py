@@ -4,26 +4,45 @@ Two views of the same R values are kept: a ring buffer in arrival order (to know
 leave the window) and a sorted copy (to rank new losses with `torch.searchsorted`). Updating the
 sorted copy is a vectorised merge, O(R + m log R) per batch of m losses, with no host-device
 synchronisation and no Python loop over the window.
+
+On the CPU the same algorithm runs on NumPy views of the tensors: a torch operator costs a few
+microseconds of dispatch, and SB's bookkeeping is a dozen tiny operators per batch, which made it
+3% of a training step with torch ops and well under 1% with NumPy (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
 class LossWindow:
-    def __init__(self, capacity: int, device: torch.device | str = "cpu"):
+    def __new__(cls, capacity: int, device: torch.device | str = "cpu", backend: str = "auto"):
+        if cls is LossWindow:
+            use_numpy = backend == "numpy" or (backend == "auto" and
+                                                torch.device(device).type == "cpu")
+            cls = NumpyLossWindow if use_numpy else TorchLossWindow
+        return super().__new__(cls)
+
+    def __init__(self, capacity: int, device: torch.device | str = "cpu", backend: str = "auto"):
         if capacity < 1:
             raise ValueError(f"history_size={capacity}; allowed: an integer >= 1")
         self.capacity = capacity
         self.device = torch.device(device)
-        self._ring = torch.empty(capacity, dtype=torch.float32, device=self.device)
-        self._sorted = torch.empty(0, dtype=torch.float32, device=self.device)
         self._size = 0  # values currently held (host int: sizes never need a device sync)
         self._next = 0  # ring position of the next write
 
     def __len__(self) -> int:
         return self._size
+
+
+class TorchLossWindow(LossWindow):
+    """Device tensors throughout: no host-device synchronisation on CUDA."""
+
+    def __init__(self, capacity: int, device: torch.device | str = "cpu", backend: str = "auto"):
+        super().__init__(capacity, device)
+        self._ring = torch.empty(capacity, dtype=torch.float32, device=self.device)
+        self._sorted = torch.empty(0, dtype=torch.float32, device=self.device)
 
     def sorted_values(self) -> torch.Tensor:
         return self._sorted
@@ -61,6 +80,50 @@ class LossWindow:
         query = torch.nan_to_num(losses.detach().float(), nan=float("inf"))
         below = torch.searchsorted(self._sorted, query, side="left")
         return below.float() / self._size
+
+
+class NumpyLossWindow(LossWindow):
+    """The same window on NumPy arrays, for CPU tensors (far less per-operator overhead)."""
+
+    def __init__(self, capacity: int, device: torch.device | str = "cpu", backend: str = "auto"):
+        super().__init__(capacity, device)
+        self._ring = np.empty(capacity, dtype=np.float32)
+        self._sorted = np.empty(0, dtype=np.float32)
+
+    def sorted_values(self) -> torch.Tensor:
+        return torch.from_numpy(self._sorted)
+
+    def add(self, losses: torch.Tensor) -> None:
+        new = np.nan_to_num(losses.detach().reshape(-1).float().cpu().numpy(), nan=np.inf)
+        if new.size >= self.capacity:
+            new = new[-self.capacity:]
+            self._ring[:] = new
+            self._sorted = np.sort(new)
+            self._size, self._next = self.capacity, 0
+            return
+        m = new.size
+        if m == 0:
+            return
+        positions = (self._next + np.arange(m)) % self.capacity
+        n_evict = max(0, self._size + m - self.capacity)
+        remaining = self._sorted
+        if n_evict:
+            evicted = np.sort(self._ring[positions[m - n_evict:]])
+            first_equal = np.searchsorted(remaining, evicted, side="left")
+            copy_index = np.arange(n_evict) - np.searchsorted(evicted, evicted, side="left")
+            remaining = np.delete(remaining, first_equal + copy_index)
+        self._ring[positions] = new
+        new_sorted = np.sort(new)
+        self._sorted = np.insert(remaining, np.searchsorted(remaining, new_sorted), new_sorted)
+        self._size = min(self.capacity, self._size + m)
+        self._next = (self._next + m) % self.capacity
+
+    def fraction_below(self, losses: torch.Tensor) -> torch.Tensor:
+        if self._size == 0:
+            return torch.zeros(losses.shape, dtype=torch.float32)
+        query = np.nan_to_num(losses.detach().float().cpu().numpy(), nan=np.inf)
+        below = np.searchsorted(self._sorted, query, side="left")
+        return torch.from_numpy((below / self._size).astype(np.float32))
 
 
 def _remove_values(sorted_values: torch.Tensor, evicted: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,9 @@ class SelectiveBackprop(SelectionMethod):
         losses = self.candidate_losses(ids, x, y, score_forward)
         self.history.add(losses)
         keep = bernoulli_keep(self.probability(losses), self.generator)
-        return self.queue.push(ids[keep], x[keep], y[keep])
+        # One nonzero (one host sync on CUDA) shared by the three gathers.
+        kept = keep.to(ids.device).nonzero().squeeze(1)
+        return self.queue.push(ids[kept], x[kept], y[kept])
 
     def candidate_losses(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                          score_forward: ScoreForward) -> torch.Tensor:

@@ -6,10 +6,11 @@ import torch
 from sbbench.selection.loss_window import LossWindow
 
 
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
 @pytest.mark.parametrize("capacity", [1, 7, 64])
-def test_matches_bruteforce_reference(capacity):
+def test_matches_bruteforce_reference(capacity, backend):
     rng = random.Random(capacity)
-    window, reference = LossWindow(capacity), []
+    window, reference = LossWindow(capacity, backend=backend), []
     for _ in range(300):
         size = rng.randint(1, capacity * 2 + 3)  # batches larger than the window too
         values = torch.tensor([float(rng.randint(0, 6)) for _ in range(size)])  # duplicates
@@ -21,12 +22,14 @@ def test_matches_bruteforce_reference(capacity):
         assert window.fraction_below(query).tolist() == pytest.approx(expected)
 
 
-def test_empty_window_ranks_zero():
-    assert LossWindow(8).fraction_below(torch.tensor([1.0, 2.0])).tolist() == [0.0, 0.0]
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_empty_window_ranks_zero(backend):
+    assert LossWindow(8, backend=backend).fraction_below(torch.tensor([1.0, 2.0])).tolist() == [0.0, 0.0]
 
 
-def test_nan_is_ranked_largest_and_does_not_corrupt():
-    window = LossWindow(4)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_nan_is_ranked_largest_and_does_not_corrupt(backend):
+    window = LossWindow(4, backend=backend)
     window.add(torch.tensor([1.0, float("nan"), 2.0]))
     assert window.fraction_below(torch.tensor([float("nan")])).item() == pytest.approx(2 / 3)
     window.add(torch.tensor([0.5, 0.7, 0.9]))  # evicts 1.0, nan

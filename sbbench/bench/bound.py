@@ -1,0 +1,49 @@
+"""The theoretical speedup bound of SPEC.md and the efficiency of an implementation.
+
+With r = (no-grad forward) / (training step) and keep rate s, an SB epoch costs at best r + s of
+a Traditional epoch, and a StaleSB epoch r / n + s. The best per-epoch speedups are their
+reciprocals; measured / bound is the efficiency.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+
+def bound_sb(r: float, keep_rate: float) -> float:
+    return 1.0 / (r + keep_rate)
+
+
+def bound_stale_sb(r: float, keep_rate: float, staleness: int) -> float:
+    return 1.0 / (r / staleness + keep_rate)
+
+
+def speedup(baseline_epoch_s: list[float], method_epoch_s: list[float]) -> float:
+    """Ratio of median per-epoch times (medians: robust to one slow repeat)."""
+    return statistics.median(baseline_epoch_s) / statistics.median(method_epoch_s)
+
+
+def efficiency(measured_speedup: float, bound: float) -> float:
+    return measured_speedup / bound
+
+
+def summarise(r: float, keep_rate: float, staleness: int, traditional_s: list[float],
+              sb_s: list[float], stale_sb_s: list[float]) -> dict[str, float]:
+    measured_sb = speedup(traditional_s, sb_s)
+    measured_stale = speedup(traditional_s, stale_sb_s)
+    b_sb = bound_sb(r, keep_rate)
+    b_stale = bound_stale_sb(r, keep_rate, staleness)
+    return {
+        "r": r,
+        "keep_rate": keep_rate,
+        "staleness": staleness,
+        "epoch_s_traditional": statistics.median(traditional_s),
+        "epoch_s_sb": statistics.median(sb_s),
+        "epoch_s_stale_sb": statistics.median(stale_sb_s),
+        "speedup_sb": measured_sb,
+        "bound_sb": b_sb,
+        "efficiency_sb": efficiency(measured_sb, b_sb),
+        "speedup_stale_sb": measured_stale,
+        "bound_stale_sb": b_stale,
+        "efficiency_stale_sb": efficiency(measured_stale, b_stale),
+    }
