@@ -1,0 +1,55 @@
+"""The bench's formulas on synthetic timings (no timing assertions)."""
+
+import pytest
+
+from sbbench.bench import bound
+from sbbench.bench.runner import format_table
+
+
+def test_bounds_match_spec_formulas():
+    assert bound.bound_sb(0.25, 0.25) == pytest.approx(2.0)
+    assert bound.bound_stale_sb(0.3, 0.2, 3) == pytest.approx(1 / (0.1 + 0.2))
+    # n = 1 is plain SB; r = 0 leaves only the keep rate.
+    assert bound.bound_stale_sb(0.3, 0.2, 1) == pytest.approx(bound.bound_sb(0.3, 0.2))
+    assert bound.bound_sb(0.0, 0.25) == pytest.approx(4.0)
+
+
+def test_summary_on_an_ideal_implementation_has_efficiency_one():
+    r, s, n, step = 0.3, 0.25, 3, 1.0
+    traditional = [step * 100] * 3
+    sb = [step * 100 * (r + s)] * 3            # exactly the bound
+    stale = [step * 100 * (r / n + s)] * 3
+    summary = bound.summarise(r, s, n, traditional, sb, stale)
+    assert summary["efficiency_sb"] == pytest.approx(1.0)
+    assert summary["efficiency_stale_sb"] == pytest.approx(1.0)
+    assert summary["speedup_sb"] == pytest.approx(1 / 0.55)
+
+
+def test_overhead_lowers_efficiency_and_medians_resist_outliers():
+    r, s = 0.25, 0.25
+    traditional = [10.0, 10.0, 30.0]              # one slow repeat
+    sb = [10.0 * (r + s) * 1.25] * 3              # 25% overhead on top of the bound
+    summary = bound.summarise(r, s, 3, traditional, sb, sb)
+    assert summary["epoch_s_traditional"] == 10.0
+    assert summary["efficiency_sb"] == pytest.approx(0.8)
+
+
+def test_table_lists_every_required_quantity():
+    summary = bound.summarise(0.25, 0.25, 3, [2.0], [1.0], [0.8])
+    summary.update({
+        "sb_phase_s_per_epoch": {"time_forward_select_s": 0.5, "time_forward_train_s": 0.2,
+                                 "time_backward_s": 0.2, "time_other_s": 0.1},
+        "bookkeeping": {"1024": {"s_per_batch": 4e-5, "fraction_of_step": 0.008},
+                        "65536": {"s_per_batch": 2e-4, "fraction_of_step": 0.04}},
+        "bookkeeping_fraction": 0.008,
+        "tracking": {"evaluations": 10, "evaluation_logging_s": 0.01, "tracking_overhead": 0.002,
+                     "train_time_s": 5.0, "tracked_wall_s": 7.0, "untracked_wall_s": 6.0},
+        "tracking_overhead": 0.002,
+        "environment": {"dataset": "mnist1d", "model": "cnn1d", "batch_size": 128,
+                        "device_name": "cpu", "threads": 2, "torch": "x", "repeats": 3,
+                        "epochs_per_run": 3},
+    })
+    table = format_table(summary)
+    for text in ("r = no-grad forward", "keep rate", "SB ", "StaleSB", "efficiency",
+                 "window   1024", "window  65536", "0.80% of a training step", "forward_select"):
+        assert text in table, text

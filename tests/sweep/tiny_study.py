@@ -1,0 +1,30 @@
+"""Write tiny study files for the sweep tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import TINY_WORKLOAD
+
+
+def write_study(directory: Path, data_dir: str, name: str = "tiny", **overrides) -> Path:
+    workload = {k: v for k, v in TINY_WORKLOAD.items() if k not in ("num_threads",)}
+    study = {
+        "name": name,
+        "sampler": "grid",
+        "workload": {**workload, "data_dir": data_dir, "epochs": 1},
+        "grid": {"method": ["traditional", "sb"], "beta": [2]},
+        "seeds": [0, 1],
+        "objective": {"kind": "time_to_target", "target_error": 0.8},
+    }
+    study.update(overrides)
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(study))
+    return path
+
+
+def sweep_args(study: Path, tracking_uri: str, storage: Path, *extra: str) -> list[str]:
+    return ["sweep", "--study", str(study), "--tracking-uri", tracking_uri,
+            "--storage", f"journal:{storage}", "--no-analyze", "--no-progress", *extra]
