@@ -110,17 +110,33 @@ class Coordinator:
             trial.user_attrs.get(names.ATTR_FAILURE_KIND) == "diverged"
 
     def recover_interrupted(self) -> int:
-        """End what a crashed or killed earlier sweep left RUNNING. Returns how many."""
+        """End what a crashed or killed earlier sweep left RUNNING. Returns how many.
+
+        A journal file is one machine's study with one coordinator: every RUNNING trial found
+        at start is stale. A database storage is shared by machines: only trials whose worker
+        stopped sending heartbeats are stale (optuna.storages.fail_stale_trials).
+        """
         from optuna.trial import TrialState
 
         recovered = 0
-        local = {number for number in self.running}
+        if self.storage_url.startswith("journal:"):
+            local = set(self.running)
+            for trial in self._trials():
+                if trial.state != TrialState.RUNNING or trial.number in local:
+                    continue
+                self._mark_interrupted(trial.number, trial._trial_id,
+                                       trial.user_attrs.get(names.ATTR_RUN_ID))
+                recovered += 1
+            return recovered
+        import optuna
+
+        optuna.storages.fail_stale_trials(self.study)
         for trial in self._trials():
-            if trial.state != TrialState.RUNNING or trial.number in local:
-                continue
-            self._mark_interrupted(trial.number, trial._trial_id,
-                                   trial.user_attrs.get(names.ATTR_RUN_ID))
-            recovered += 1
+            if trial.state == TrialState.FAIL and \
+                    names.ATTR_FAILURE_KIND not in trial.user_attrs:
+                self._mark_interrupted(trial.number, trial._trial_id,
+                                       trial.user_attrs.get(names.ATTR_RUN_ID))
+                recovered += 1
         return recovered
 
     def _mark_interrupted(self, number: int, trial_id: int, run_id: str | None) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,6 +50,7 @@ def run_trial(job: TrialJob) -> int:
     study_id = storage.get_study_id_from_name(job.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, job.trial_number)
     config = RunConfig.from_dict(job.config)
+    _start_heartbeat(storage, trial_id)
 
     def fail(kind: str, reason: str, interrupted: bool = False,
              state: TrialState = TrialState.FAIL) -> None:
@@ -101,6 +103,24 @@ def run_trial(job: TrialJob) -> int:
         storage.set_trial_user_attr(trial_id, key, result.outcome.final[key])
     study.tell(job.trial_number, values)
     return 0
+
+
+def _start_heartbeat(storage, trial_id: int) -> None:
+    """Database storages: prove this trial's worker is alive, so other machines' coordinators
+    do not fail it as stale (and do fail it when this process dies)."""
+    import threading
+
+    interval_s = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") \
+        else None
+    if not interval_s:
+        return
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            time.sleep(interval_s)
+
+    threading.Thread(target=beat, name="optuna-heartbeat", daemon=True).start()
 
 
 def _tag_pruned(job: TrialJob, storage, trial_id: int) -> None:
