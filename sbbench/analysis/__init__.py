@@ -7,8 +7,8 @@ matplotlib are imported when `analyze` runs. Nothing here imports torch.
 """
 
 from sbbench.analysis.api import (AnalysisInputError, AnalysisResult, AnalyzeOptions,
-                                  add_analyze_arguments, analyze, options_from_args,
+                                  ReportPaths, add_analyze_arguments, analyze, options_from_args,
                                   run_analyze_command)
 
-__all__ = ["AnalysisInputError", "AnalysisResult", "AnalyzeOptions", "add_analyze_arguments",
-           "analyze", "options_from_args", "run_analyze_command"]
+__all__ = ["AnalysisInputError", "AnalysisResult", "AnalyzeOptions", "ReportPaths",
+           "add_analyze_arguments", "analyze", "options_from_args", "run_analyze_command"]

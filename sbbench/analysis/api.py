@@ -7,9 +7,9 @@ import datetime as _dt
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sbbench.analysis import record as R
 
@@ -31,7 +31,8 @@ class AnalyzeOptions:
     parent_run_id: str | None = None
     study: str | None = None
     target_factor: float = 1.4
-    target_errors: tuple[float, ...] = ()   # absolute targets; when non-empty they replace the factor rule
+    # absolute targets; when non-empty they replace the factor rule
+    target_errors: tuple[float, ...] = ()
     out_dir: str = "sbbench-out/analysis"
     tracking_uri: str | None = None
     bootstrap_resamples: int = 9999
@@ -39,11 +40,28 @@ class AnalyzeOptions:
     log_to_mlflow: bool = True
 
 
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the outputs are: by name (`paths.html`, `paths["html"]`); iterating yields the
+    paths that exist (html, markdown, summary.json, the figures folder)."""
+    summary: Path
+    html: Path | None = None
+    markdown: Path | None = None
+    figures: Path | None = None
+
+    def __iter__(self) -> Iterator[Path]:
+        return iter([p for p in (self.html, self.markdown, self.summary, self.figures)
+                     if p is not None])
+
+    def __getitem__(self, name: str) -> Path | None:
+        return getattr(self, name)
+
+
 @dataclass
 class AnalysisResult:
-    summary: dict
-    table_text: str
-    report_paths: dict[str, Path] = field(default_factory=dict)
+    summary: dict              # what summary.json holds
+    table_text: str            # the printed tables (or the one-line 'no runs' message)
+    report_paths: ReportPaths
     analysis_run_id: str | None = None
 
 
@@ -166,9 +184,10 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
         summary = {**base_summary, "message": message, "warnings": warnings, "workloads": [],
                    "configurations": [], "comparisons": []}
         path = write_summary(summary, out_dir / "summary.json")
-        return AnalysisResult(summary, message, {"summary": path})
+        return AnalysisResult(summary, message, ReportPaths(path))
 
     workloads = group_runs(loaded.runs)
+    warnings += pitfall_warnings(workloads)
     config_rows, comparisons = [], []
     for wl in workloads:
         wl.targets, wl.target_note = workload_targets(wl.runs, options.target_factor,
@@ -182,6 +201,7 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
         if not wl.by_method(R.TRADITIONAL):
             warnings.append(f"{wl.label}: no Traditional runs, so no speedups vs Traditional")
     C.apply_holm(comparisons)
+    general_warnings = list(warnings)   # the underpowered ones are already under their tables
     for comp in comparisons:
         if comp["underpowered"]:
             warnings.append(f"{comp['workload']}: {comp['label']} vs {comp['baseline_label']}: "
@@ -203,6 +223,8 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
                 for wl in workloads for cg in wl.configs for r in cg.runs
                 if r.outcome in (R.OUTCOME_DIVERGED, R.OUTCOME_PRUNED)]
     table_text = full_table(workload_rows, config_rows, comparisons)
+    if general_warnings:
+        table_text += "\n\nwarnings:\n" + "\n".join(f"- {w}" for w in general_warnings)
 
     fig_dir = out_dir / "figures"
     fig_dir.mkdir(exist_ok=True)
@@ -221,12 +243,34 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     run_id = _start_analysis_run(client, experiment_ids[0], options) \
         if options.log_to_mlflow else None
     summary["analysis_run_id"] = run_id
-    paths = write_reports(summary, table_text, figures, out_dir)
-    paths["summary"] = write_summary(summary, out_dir / "summary.json")
-    paths["figures"] = fig_dir
+    written = write_reports(summary, table_text, figures, out_dir)
+    paths = ReportPaths(summary=write_summary(summary, out_dir / "summary.json"),
+                        html=written["html"], markdown=written["markdown"], figures=fig_dir)
     if run_id is not None:
         _finish_analysis_run(client, run_id, out_dir, summary)
     return AnalysisResult(summary, table_text, paths, run_id)
+
+
+def pitfall_warnings(workloads) -> list[str]:
+    """ANALYSIS.md pitfalls that the record can reveal."""
+    from sbbench.analysis.loading import canonical_key, parse_value
+
+    out = []
+    seen: dict[str, set] = {}
+    for wl in workloads:
+        rest = {k: v for k, v in wl.workload.items() if k != "eval_every_examples"}
+        seen.setdefault(canonical_key(rest), set()).add(wl.workload.get("eval_every_examples"))
+        for split in ("val_size", "test_size"):
+            size = parse_value(wl.workload.get(split, "None"))
+            if isinstance(size, int) and size < 10_000:
+                out.append(f"{wl.label}: {split}={size}: below 10,000 evaluation examples the "
+                           "error's standard error can be as large as the target gaps")
+    for frequencies in seen.values():
+        if len(frequencies) > 1:
+            out.append("workloads differing only in eval_every_examples "
+                       f"({', '.join(sorted(str(f) for f in frequencies))}) are analysed apart: "
+                       "evaluating more often gives more chances to cross early")
+    return out
 
 
 def _run_line(run) -> dict:
@@ -324,11 +368,11 @@ def run_analyze_command(args: argparse.Namespace) -> int:
     result = analyze(options_from_args(args))
     print(result.table_text)
     paths = result.report_paths
-    if "html" in paths:
-        print(f"\nreports: {paths['html']} | {paths['markdown']} | {paths['summary']} "
-              f"({len(result.summary.get('figures', []))} figures in {paths['figures']})")
+    if paths.html is not None:
+        print(f"\nreports: {paths.html} | {paths.markdown} | {paths.summary} "
+              f"({len(result.summary.get('figures', []))} figures in {paths.figures})")
         if result.analysis_run_id:
             print(f"logged to MLflow run {result.analysis_run_id}")
     else:
-        print(f"summary: {paths['summary']}", file=sys.stderr)
+        print(f"summary: {paths.summary}", file=sys.stderr)
     return 0

@@ -5,6 +5,7 @@ speedups across workloads and performance profiles."""
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,16 +25,18 @@ class Outcomes:
     config: ConfigGroup
     target: Target
     crossings: list[Crossing]
+    budget: dict[str, float]   # the workload's longest budget (time_s, examples_*)
 
     def sample(self, what: str = "time_s") -> S.TimeSample:
         return S.TimeSample.of([getattr(c, what) for c in self.crossings],
-                               [c.censored for c in self.crossings])
+                               [c.censored for c in self.crossings],
+                               self.budget.get(what, math.nan))
 
 
 def crossings_for(wl: WorkloadGroup, target: Target) -> dict[str, Outcomes]:
     budget = workload_budget(wl.runs)
     return {cg.key: Outcomes(cg, target, [time_to_target(r, target.value, budget)
-                                          for r in cg.runs])
+                                          for r in cg.runs], budget)
             for cg in wl.configs}
 
 
@@ -65,6 +68,8 @@ def config_stats(wl: WorkloadGroup, oc: Outcomes, *, n_resamples: int,
         **S.success_rate(k, sample.n),
         "median_time_s": median if math.isfinite(median) else None,
         "median_time_censored": bool(math.isinf(median)),
+        "median_time_budget_s": _median_or_none(sample.with_budget),
+        "budget_time_s": oc.budget.get("time_s"),
         "iqm_time_s": S.iqm(sample),
         **S.median_ci(sample, n_resamples=min(n_resamples, 1999), rng=rng),
         "median_examples_backpropped_to_target": _median_or_none(backpropped),
@@ -123,15 +128,21 @@ def _ratio(a: float, b: float) -> float | None:
     return float(a / b)
 
 
+def rng_for(seed: int, *parts: object) -> np.random.Generator:
+    """A generator seeded by the analysis seed and what it is for: each interval is reproducible
+    and does not change when other configurations are added to the report."""
+    return np.random.default_rng([seed, zlib.crc32(repr(parts).encode())])
+
+
 def analyse_workload(wl: WorkloadGroup, *, n_resamples: int,
-                     rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+                     seed: int) -> tuple[list[dict], list[dict]]:
     """(per-configuration stats, comparisons) of one workload, every target."""
     configs_out, comparisons = [], []
     for target in wl.targets:
         outcomes = crossings_for(wl, target)
         for cg in wl.configs:
             configs_out.append(config_stats(wl, outcomes[cg.key], n_resamples=n_resamples,
-                                            rng=rng))
+                                            rng=rng_for(seed, wl.key, cg.key, target.index)))
         traditional, kath = wl.by_method(R.TRADITIONAL), wl.by_method(R.KATH18)
         for cg in wl.configs:
             if cg.method == R.TRADITIONAL:
@@ -140,6 +151,7 @@ def analyse_workload(wl: WorkloadGroup, *, n_resamples: int,
                 base, mismatch = match_baseline(cg, baselines)
                 if base is None:
                     continue
+                rng = rng_for(seed, wl.key, cg.key, base.key, target.index)
                 comparisons.append(compare(wl, outcomes[cg.key], outcomes[base.key], mismatch,
                                            n_resamples=n_resamples, rng=rng))
     return configs_out, comparisons

@@ -50,7 +50,8 @@ def _hue(labels: list[str], methods: list[str]) -> list[str]:
     return labels if len(set(labels)) <= MAX_HUES else methods
 
 
-def error_vs_time(wl: WorkloadGroup, out_dir: Path, *, seed: int, n_boot: int = 1000) -> Figure | None:
+def error_vs_time(wl: WorkloadGroup, out_dir: Path, *, seed: int,
+                  n_boot: int = 1000) -> Figure | None:
     """Validation error vs training-clock time, median per configuration with a 95% bootstrap
     band over runs (each run's curve held constant between evaluations)."""
     runs = [(cg, r) for cg in wl.configs for r in cg.runs if r.has_curve]
@@ -99,9 +100,7 @@ def time_to_target_bars(wl: WorkloadGroup, rows: list[dict], target_index: int,
     plt, sns = _plt()
     heights, lows, highs, labels, hatched = [], [], [], [], []
     for row in rows:
-        times = np.array([r["time_s"] for r in row["runs"]], dtype=float)
-        times = times[np.isfinite(times)]
-        heights.append(float(np.median(times)) if times.size else 0.0)
+        heights.append(row.get("median_time_budget_s") or 0.0)
         lows.append(row.get("median_ci_low"))
         highs.append(row.get("median_ci_high"))
         labels.append(f"{row['label']}\n{row['n_reached']}/{row['n']} reached")
@@ -124,7 +123,7 @@ def time_to_target_bars(wl: WorkloadGroup, rows: list[dict], target_index: int,
     path = _save(fig, out_dir / f"time_to_target__{wl.slug}__t{target_index}.png")
     return Figure(path, f"Time to target {target:.4g} ({wl.label})",
                   "Median time to target with a 95% percentile-bootstrap CI; censored runs enter "
-                  "at their budget, so hatched bars (median censored) are lower bounds.",
+                  "at the workload budget, so hatched bars (median censored) are lower bounds.",
                   wl.label)
 
 
@@ -174,6 +173,7 @@ def phase_bars(wl: WorkloadGroup, rows: list[dict], out_dir: Path) -> Figure | N
         if text:
             ax.annotate("\n".join(text), (i, data.iloc[i].sum()), ha="center", va="bottom",
                         fontsize=7)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_ylabel("mean cumulative seconds (training clock)")
     ax.set_title(f"Phase breakdown: {wl.label}", fontsize=10)
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
@@ -220,6 +220,8 @@ def ablation_panels(comparisons: list[dict], phase_rows: list[dict], selection_r
         records = []
         for c in base:
             raw = c["config"].get(axis, c["workload_params"].get(axis))
+            if raw is None and axis == "staleness" and c["method"] == "sb":
+                raw = "1"   # plain SB is StaleSB with n = 1
             value = parse_value(raw) if raw is not None else None
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
@@ -260,7 +262,7 @@ def ablation_panels(comparisons: list[dict], phase_rows: list[dict], selection_r
                 ax.axhline(0.0, color="grey", lw=1, ls="--")
             if panel == "backward share on noisy":
                 shares = sub.dropna(subset=["data share noisy"])
-                ax.plot(shares[axis], shares["data share noisy"], "k--", lw=1,
+                ax.plot(shares[axis], shares["data share noisy"], "kx--", lw=1,
                         label="data share")
                 ax.legend(fontsize=7)
             if data[axis].min() > 0 and data[axis].max() / data[axis].min() >= 8:

@@ -101,15 +101,20 @@ def _label_workloads(groups: list[WorkloadGroup]) -> None:
 
 
 def _label_configs(groups: list[WorkloadGroup]) -> None:
+    """Method name plus the params that tell configurations apart: shared params (batch size,
+    lr, ...) that vary anywhere in the report, and method params that vary within the method."""
     per_method: dict[str, list[dict[str, str]]] = {}
     for wl in groups:
         for cg in wl.configs:
             per_method.setdefault(cg.method, []).append(cg.config)
-    varying = {m: _varying(configs) for m, configs in per_method.items()}
+    shared = _varying([shared_config(c) for cs in per_method.values() for c in cs])
+    own = {m: [k for k in _varying(configs) if k in R.METHOD_SPECIFIC_FIELDS]
+           for m, configs in per_method.items()}
     for wl in groups:
         for cg in wl.configs:
+            keys = sorted(set(shared) | set(own[cg.method]))
             parts = [method_name(cg.method)]
-            parts += [f"{k}={cg.config.get(k, '-')}" for k in varying[cg.method]]
+            parts += [f"{k}={cg.config.get(k, '-')}" for k in keys if k in cg.config]
             cg.label = " ".join(parts)
 
 

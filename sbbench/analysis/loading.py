@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from sbbench.analysis import record as R
+
+PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 @dataclass
@@ -239,9 +242,16 @@ def load_runs(client, experiment_ids: list[str], parent_run_id: str | None = Non
 
 def load_per_example(client, run_id: str) -> pd.DataFrame | None:
     """The run's per_example.csv.gz, or None when it has none (diverged runs, older runs)."""
+    previous = os.environ.get(PROGRESS_BAR_ENV)
+    os.environ[PROGRESS_BAR_ENV] = "false"  # one bar per download would flood the terminal
     try:
         with tempfile.TemporaryDirectory(prefix="sbbench-analysis-") as tmp:
             path = client.download_artifacts(run_id, R.ARTIFACT_PER_EXAMPLE, tmp)
             return pd.read_csv(Path(path))
-    except Exception:  # noqa: BLE001 - a missing artifact is normal; anything else is reported
+    except Exception:  # noqa: BLE001 - a missing artifact is normal (diverged or older runs)
         return None
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_BAR_ENV, None)
+        else:
+            os.environ[PROGRESS_BAR_ENV] = previous

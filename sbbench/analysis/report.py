@@ -67,8 +67,8 @@ def render_markdown(doc: Document, out_dir: Path) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;
-padding:0 1em;color:#222}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;
+margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0;font-size:0.85em}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}
 th{background:#f0f0f0}
@@ -102,7 +102,8 @@ def render_html(doc: Document) -> str:
         elif kind == "img":
             fig: Figure = block[1]
             data = base64.b64encode(fig.path.read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt=\"{e(fig.title)}\" src=\"data:image/png;base64,{data}\">"
+            parts.append(f"<figure><img alt=\"{e(fig.title)}\" "
+                         f"src=\"data:image/png;base64,{data}\">"
                          f"<figcaption>{e(fig.title)}: {e(fig.caption)}</figcaption></figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -119,8 +120,8 @@ PROTOCOL_NOTES = [
     "pruned sweep trials are censored at their last evaluation. Crashed, interrupted and "
     "unfinished runs are excluded and listed.",
     "Speedup = median(T_baseline) / median(T_method), 95% BCa bootstrap CI (seeded; percentile "
-    "when BCa degenerates). With censoring the budget stands in for infinity and the interval "
-    "is a bound ('<=' upper, '>=' lower).",
+    "when BCa degenerates). With censoring the workload's longest budget stands in for infinity "
+    "in the bootstrap and the interval is a bound ('<=' upper, '>=' lower).",
     "P(improvement) = P(T_method < T_baseline) + 1/2 P(tie), from the Mann-Whitney U statistic. "
     "Test: one-sided Mann-Whitney U (censored = +inf; exact without ties, exact permutation "
     "with ties, else tie-corrected normal); Holm-Bonferroni across every comparison of this "
@@ -162,10 +163,12 @@ def build_document(summary: dict, table_text: str, figures: list[Figure]) -> Doc
                                             if src.get("parent_run_id") else "")
                   + (f", study {src['study']}" if src.get("study") else "") + ".")
     counts = summary["runs"]
-    doc.paragraph(f"{counts['kept']} runs analysed ({counts['by_outcome']}), "
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(counts["by_outcome"].items()))
+    doc.paragraph(f"{counts['kept']} runs analysed (censored ones included), "
                   f"{counts['excluded']} excluded, {counts['ignored']} non-training runs "
-                  f"ignored. Bootstrap: {summary['options']['bootstrap_resamples']} resamples, "
-                  f"seed {summary['options']['seed']}.")
+                  f"ignored; outcomes: {outcomes}. Bootstrap: "
+                  f"{summary['options']['bootstrap_resamples']} resamples, seed "
+                  f"{summary['options']['seed']}.")
     doc.heading("Protocol")
     doc.bullets(PROTOCOL_NOTES)
     if summary["warnings"]:

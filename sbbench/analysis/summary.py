@@ -172,7 +172,7 @@ def workload_table(workload: str, target: dict, config_rows: list[dict],
                          "had crossed the target before diverging (counted as not reached)")
     title = (f"== {workload} | target val error <= {target['value']:.4g} ({target['rule']}) ==")
     legend = ("speedup = median(T_baseline)/median(T_method); <= / >= : bound (censored runs "
-              "at their budget); p suffix: percentile CI; * significant after Holm (alpha "
+              "at the workload budget); p suffix: percentile CI; * significant after Holm (alpha "
               f"{R.ALPHA}); div/pr: diverged/pruned runs counted as censored")
     parts = [title, fixed_width(headers, table)]
     if notes:
