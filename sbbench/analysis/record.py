@@ -1,8 +1,8 @@
 """Names the analysis reads from the MLflow record of a training run (the contract).
 
-Defined here, not imported from the training side, so that the analysis never imports torch.
-`tests/analysis/test_record.py` checks `METHOD_FIELDS` against `sbbench.selection` when torch is
-installed, so the two cannot drift apart silently.
+Defined here, not imported from the training side, so that the analysis never imports torch;
+the method-field table comes from the torch-free `sbbench.method_fields`, shared with the
+selection core and the sweeps.
 """
 
 from __future__ import annotations
@@ -59,20 +59,11 @@ METHOD_NAMES = {"traditional": "Traditional", "random": "Random", "sb": "SB",
                 "stale_sb": "StaleSB", "kath18": "Katharopoulos18"}
 BASELINES = (TRADITIONAL, KATH18)
 
-# Which config fields mean something for which method (mirror of
-# sbbench.selection.METHOD_FIELDS). A field that does not apply to a run's method is dropped
-# from its configuration, so Traditional runs logged with different (ignored) beta values are
-# one configuration, not several.
-METHOD_FIELDS: dict[str, tuple[str, ...]] = {
-    "traditional": (),
-    "random": ("beta", "p_min", "prime_epochs", "partial_batch", "forward_batch_size"),
-    "sb": ("beta", "p_min", "history_size", "score_mode", "prime_epochs", "partial_batch",
-           "forward_batch_size"),
-    "stale_sb": ("beta", "p_min", "history_size", "score_mode", "prime_epochs", "partial_batch",
-                 "forward_batch_size", "staleness"),
-    "kath18": ("kath_presample_ratio", "kath_score", "kath_weighting", "kath_tau_momentum",
-               "score_mode"),
-}
+# Which config fields mean something for which method. A field that does not apply to a run's
+# method is dropped from its configuration, so Traditional runs logged with different (ignored)
+# beta values are one configuration, not several. (sbbench.method_fields is torch-free.)
+from sbbench.method_fields import METHOD_FIELDS  # noqa: E402
+
 METHOD_SPECIFIC_FIELDS = frozenset(f for fields in METHOD_FIELDS.values() for f in fields)
 
 # Params that do not define the experiment (where and how it ran, not what ran).
