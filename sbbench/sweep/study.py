@@ -81,12 +81,16 @@ class StudySpec:
         """Every configuration x seed, with method-specific dimensions dropped where they mean
         nothing (and duplicates that creates removed)."""
         names = [n for n in self.grid if n != "seed"]
-        points, seen = [], set()
+        configurations = []
         for values in itertools.product(*(self.grid[n] for n in names)):
             point = dict(zip(names, values))
             method = point.get("method", self.base.get("method", RunConfig.method))
-            point = {k: v for k, v in point.items() if _applies(k, method)}
-            for seed in self.seeds:
+            configurations.append({k: v for k, v in point.items() if _applies(k, method)})
+        points, seen = [], set()
+        # Seed-major order: every configuration of seed 0, then of seed 1, ... so machine load
+        # and clock drift hit all methods alike instead of one method's whole block.
+        for seed in self.seeds:
+            for point in configurations:
                 full = {**point, "seed": seed}
                 key = point_key(full)
                 if key not in seen:
