@@ -94,7 +94,7 @@ class NumpyLossWindow(LossWindow):
         return torch.from_numpy(self._sorted)
 
     def add(self, losses: torch.Tensor) -> None:
-        new = np.nan_to_num(losses.detach().reshape(-1).float().cpu().numpy(), nan=np.inf)
+        new = _nan_as_inf(losses.detach().reshape(-1).float().cpu().numpy())
         if new.size >= self.capacity:
             new = new[-self.capacity:]
             self._ring[:] = new
@@ -121,9 +121,17 @@ class NumpyLossWindow(LossWindow):
     def fraction_below(self, losses: torch.Tensor) -> torch.Tensor:
         if self._size == 0:
             return torch.zeros(losses.shape, dtype=torch.float32)
-        query = np.nan_to_num(losses.detach().float().cpu().numpy(), nan=np.inf)
+        query = _nan_as_inf(losses.detach().float().cpu().numpy())
         below = np.searchsorted(self._sorted, query, side="left")
         return torch.from_numpy((below / self._size).astype(np.float32))
+
+
+def _nan_as_inf(values: np.ndarray) -> np.ndarray:
+    """NaN ranks as the largest loss. (np.nan_to_num costs ~30 us; NaN is rare, check first.)"""
+    nan = np.isnan(values)
+    if nan.any():
+        values = np.where(nan, np.inf, values)
+    return values
 
 
 def _remove_values(sorted_values: torch.Tensor, evicted: torch.Tensor) -> torch.Tensor:

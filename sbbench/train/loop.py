@@ -40,6 +40,7 @@ class TrainingLoop:
         self.config = config
         self.data = data
         self.model = model
+        self._modules = list(model.modules())
         self.method = method
         self.device = device
         self.tracker = tracker
@@ -78,15 +79,24 @@ class TrainingLoop:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _set_training(self, training: bool) -> None:
+        """model.train(flag) without nn.Module's recursive, __setattr__-heavy walk: it cost
+        ~70 ms per MNIST-1D epoch when toggled twice per selection forward."""
+        for module in self._modules:
+            module.__dict__["training"] = training
+
     def score_forward(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> Scores:
         """The no-grad selection forward, in the configured score mode, timed and counted."""
         with self.clock.phase("forward_select"):
             # eval mode: BatchNorm uses (and leaves untouched) its running statistics.
-            self.model.train(self.config.score_mode == "train")
+            score_in_train_mode = self.config.score_mode == "train"
+            if not score_in_train_mode:
+                self._set_training(False)
             with torch.no_grad(), self._autocast():
                 logits = self.model(x)
             losses = F.cross_entropy(logits.float(), y, reduction="none")
-            self.model.train()
+            if not score_in_train_mode:
+                self._set_training(True)
         self.counters.selection_forwards += int(ids.shape[0])
         self.per_example.record_scored(ids, losses)
         return Scores(logits, losses)
