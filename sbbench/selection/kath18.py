@@ -57,6 +57,9 @@ class Katharopoulos18(SelectionMethod):
         self.tau = 0.0
         self.is_on = False
         self.steps_with_importance = 0
+        # Whether the current step's batch was importance-sampled (its scores already updated
+        # tau in `select`): tau gets exactly one update per step.
+        self._step_scored = False
 
     @property
     def candidates_per_forward(self) -> int:
@@ -79,6 +82,7 @@ class Katharopoulos18(SelectionMethod):
         # The last chunk of an epoch may be short: keep the ratio k.
         b = min(self.settings.batch_size,
                 max(1, math.ceil(presample / self.settings.kath_presample_ratio)))
+        self._step_scored = self.is_on
         if not self.is_on:
             return [BackwardBatch(ids[:b], x[:b], y[:b])]
         logits, losses = score_forward(ids, x, y)
@@ -96,7 +100,8 @@ class Katharopoulos18(SelectionMethod):
 
     def after_backward(self, batch: BackwardBatch, losses: torch.Tensor,
                        logits: torch.Tensor) -> None:
-        if batch.weights is None and not self.is_on:
+        # Not `not self.is_on`: a scored step may just have switched importance sampling off.
+        if not self._step_scored:
             self._update_tau(self._score(logits.detach(), losses.detach(), batch.y))
 
     def extra_metrics(self) -> dict[str, float]:

@@ -1,36 +1,127 @@
+"""LossWindow against a brute-force reference: a Python list of the last R values."""
+
+import math
 import random
 
+import numpy as np
 import pytest
 import torch
 
-from sbbench.selection.loss_window import LossWindow
+from sbbench.selection.loss_window import LossWindow, NumpyLossWindow, TorchLossWindow
+
+BACKENDS = ["numpy", "torch"]
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-@pytest.mark.parametrize("capacity", [1, 7, 64])
-def test_matches_bruteforce_reference(capacity, backend):
-    rng = random.Random(capacity)
+def brute_fraction_below(reference, queries):
+    if not reference:
+        return [0.0] * len(queries)
+    return [sum(r < q for r in reference) / len(reference) for q in queries]
+
+
+def random_batch(rng: random.Random, capacity: int, with_nan: bool) -> list[float]:
+    # Sizes 0 .. 2R+3: empty batches, batches smaller than the free space, batches that wrap the
+    # ring, and batches larger than the whole window.
+    size = rng.randint(0, 2 * capacity + 3)
+    values = []
+    for _ in range(size):
+        if with_nan and rng.random() < 0.1:
+            values.append(float("nan"))
+        elif rng.random() < 0.5:
+            values.append(float(rng.randint(0, 5)))  # many exact duplicates
+        else:
+            values.append(rng.uniform(-1.0, 6.0))
+    return values
+
+
+def check_against_reference(window, reference, capacity, rng):
+    assert len(window) == len(reference)
+    # NaN is ranked as the largest value: the reference stores it as +inf.
+    assert window.sorted_values().tolist() == sorted(reference)
+    assert not torch.isnan(window.sorted_values()).any()
+    queries = sorted({-2.0, 7.0, 0.0, 3.0, rng.uniform(-1, 6)} | set(reference[:3]))
+    queries = [q for q in queries if not math.isinf(q)] + [float("nan")]
+    as_ranked = [math.inf if math.isnan(q) else q for q in queries]
+    got = window.fraction_below(torch.tensor(queries, dtype=torch.float32))
+    assert got.dtype == torch.float32 and got.shape == (len(queries),)
+    assert got.tolist() == pytest.approx(brute_fraction_below(reference, as_ranked), abs=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("capacity", [1, 2, 7, 64])
+@pytest.mark.parametrize("with_nan", [False, True])
+def test_matches_bruteforce_reference_on_random_streams(capacity, backend, with_nan):
+    rng = random.Random(capacity * 10 + with_nan)
     window, reference = LossWindow(capacity, backend=backend), []
-    for _ in range(300):
-        size = rng.randint(1, capacity * 2 + 3)  # batches larger than the window too
-        values = torch.tensor([float(rng.randint(0, 6)) for _ in range(size)])  # duplicates
-        window.add(values)
-        reference = (reference + values.tolist())[-capacity:]
-        assert window.sorted_values().tolist() == sorted(reference)
-        query = torch.tensor([-1.0, 0.0, 2.5, 3.0, 9.0])
-        expected = [sum(r < q for r in reference) / len(reference) for q in query.tolist()]
-        assert window.fraction_below(query).tolist() == pytest.approx(expected)
+    check_against_reference(window, reference, capacity, rng)
+    for _ in range(200):
+        values = random_batch(rng, capacity, with_nan)
+        # float32 round trip, so the reference holds exactly what the window holds.
+        values = torch.tensor(values, dtype=torch.float32).tolist()
+        window.add(torch.tensor(values))
+        reference = (reference + [math.inf if math.isnan(v) else v for v in values])[-capacity:]
+        check_against_reference(window, reference, capacity, rng)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_empty_window_ranks_zero(backend):
-    assert LossWindow(8, backend=backend).fraction_below(torch.tensor([1.0, 2.0])).tolist() == [0.0, 0.0]
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_capacity_one_holds_the_last_value(backend):
+    window = LossWindow(1, backend=backend)
+    for value in [3.0, 1.0, 1.0, 5.0]:
+        window.add(torch.tensor([value]))
+        assert window.sorted_values().tolist() == [value]
+        assert window.fraction_below(torch.tensor([0.0, value, 9.0])).tolist() == [0.0, 0.0, 1.0]
+    window.add(torch.tensor([7.0, 2.0, 4.0]))  # a batch larger than the window: keep the last
+    assert window.sorted_values().tolist() == [4.0] and len(window) == 1
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
-def test_nan_is_ranked_largest_and_does_not_corrupt(backend):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_window_ranks_everything_zero(backend):
+    window = LossWindow(8, backend=backend)
+    assert len(window) == 0
+    got = window.fraction_below(torch.tensor([-1.0, 0.0, 2.0, float("nan"), float("inf")]))
+    assert got.tolist() == [0.0] * 5 and got.dtype == torch.float32
+    window.add(torch.empty(0))  # an empty batch leaves it empty
+    assert len(window) == 0 and window.fraction_below(torch.tensor([1.0])).tolist() == [0.0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nan_is_ranked_largest_and_leaves_no_trace(backend):
     window = LossWindow(4, backend=backend)
     window.add(torch.tensor([1.0, float("nan"), 2.0]))
-    assert window.fraction_below(torch.tensor([float("nan")])).item() == pytest.approx(2 / 3)
-    window.add(torch.tensor([0.5, 0.7, 0.9]))  # evicts 1.0, nan
+    # NaN counts as larger than every finite loss, and a NaN query outranks them all.
+    assert window.fraction_below(torch.tensor([float("nan"), 2.5, 1.5])).tolist() == \
+        pytest.approx([2 / 3, 2 / 3, 1 / 3])
+    window.add(torch.tensor([0.5, 0.7, 0.9]))  # evicts 1.0 and the NaN
     assert window.sorted_values().tolist() == pytest.approx([0.5, 0.7, 0.9, 2.0])
+    assert window.fraction_below(torch.tensor([1.0, 3.0])).tolist() == [0.75, 1.0]
+    window.add(torch.tensor([float("nan")] * 3 + [0.1]))  # batch as large as the window
+    window.add(torch.tensor([0.2, 0.3, 0.4]))  # evicts the three NaNs
+    assert window.sorted_values().tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_does_not_alias_the_caller_tensor(backend):
+    window = LossWindow(4, backend=backend)
+    losses = torch.tensor([1.0, 2.0])
+    window.add(losses)
+    losses.fill_(100.0)
+    assert window.sorted_values().tolist() == [1.0, 2.0]
+
+
+def test_backends_agree_and_auto_picks_numpy_on_cpu():
+    assert isinstance(LossWindow(4), NumpyLossWindow)
+    assert isinstance(LossWindow(4, backend="torch"), TorchLossWindow)
+    generator = np.random.default_rng(0)
+    a, b = LossWindow(50, backend="numpy"), LossWindow(50, backend="torch")
+    for _ in range(100):
+        losses = torch.from_numpy(generator.exponential(size=generator.integers(1, 40))).float()
+        a.add(losses)
+        b.add(losses)
+        query = torch.from_numpy(generator.exponential(size=20)).float()
+        assert torch.equal(a.sorted_values(), b.sorted_values())
+        assert torch.equal(a.fraction_below(query), b.fraction_below(query))
+
+
+@pytest.mark.parametrize("capacity", [0, -3])
+def test_capacity_must_be_positive(capacity):
+    with pytest.raises(ValueError, match="history_size"):
+        LossWindow(capacity)
