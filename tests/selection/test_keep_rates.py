@@ -21,7 +21,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from tests.selection.helpers import (Driver, FakeScorer, exponential_losses, make,
                                      reference_fraction_below, z_score)

@@ -1,9 +1,9 @@
 """StaleSB: refresh schedule, no selection forward on stale epochs, the cached-loss bookkeeping."""
 
-import numpy as np
 import pytest
 import torch
 
+from sbbench.selection import BackwardBatch
 from tests.selection.helpers import (Driver, FakeScorer, exponential_losses, make,
                                      reference_fraction_below, z_score)
 
@@ -77,7 +77,6 @@ def test_a_direct_after_backward_touches_only_its_ids():
 
 
 def make_batch(ids):
-    from sbbench.selection import BackwardBatch
     return BackwardBatch(ids, ids.float().unsqueeze(1), ids % 4)
 
 
