@@ -39,6 +39,9 @@ def tiny(data_dir) -> dict:
 def tracking_uri(tmp_path, monkeypatch) -> str:
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
+    # MLflow puts a sqlite store's artifacts in ./mlruns and sweeps their state in ./.sbbench:
+    # keep both out of the checkout.
+    monkeypatch.chdir(tmp_path)
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
