@@ -18,6 +18,12 @@ def bound_stale_sb(r: float, keep_rate: float, staleness: int) -> float:
     return 1.0 / (r / staleness + keep_rate)
 
 
+def r_from_epochs(selection_forward_s_per_epoch: float, traditional_epoch_s: list[float]) -> float:
+    """r measured inside training: one epoch of no-grad selection forwards (N / b batches)
+    over one Traditional epoch (N / b training steps, data and optimizer included)."""
+    return selection_forward_s_per_epoch / statistics.median(traditional_epoch_s)
+
+
 def speedup(baseline_epoch_s: list[float], method_epoch_s: list[float]) -> float:
     """Ratio of median per-epoch times (medians: robust to one slow repeat)."""
     return statistics.median(baseline_epoch_s) / statistics.median(method_epoch_s)

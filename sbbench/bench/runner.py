@@ -39,8 +39,15 @@ def run_bench(config: RunConfig, plan: BenchPlan, log=print) -> dict:
     log(f"r = {costs.forward_nograd_s * 1e3:.3f} ms no-grad forward / "
         f"{costs.training_step_s * 1e3:.3f} ms training step = {costs.r:.3f}")
     epochs = measure.measure_epoch_times(config, data, plan.epochs, plan.repeats, log)
-    result = bound.summarise(costs.r, epochs.keep_rate, config.staleness,
+    # r as the epoch sees it: SB's selection-forward time per epoch over Traditional's epoch
+    # (both N / b batches). The isolated micro-benchmark runs one cached batch in a tight loop
+    # and has disagreed with the loop's own step cost by 5-8% here; the in-loop ratio is the
+    # one the bound's "r + s of a Traditional epoch" refers to. Both are reported.
+    r_in_loop = bound.r_from_epochs(epochs.sb_phases["time_forward_select_s"],
+                                    epochs.traditional_s)
+    result = bound.summarise(r_in_loop, epochs.keep_rate, config.staleness,
                              epochs.traditional_s, epochs.sb_s, epochs.stale_sb_s)
+    result["r_isolated"] = costs.r
     result["sb_phase_s_per_epoch"] = epochs.sb_phases
     bookkeeping = {}
     for window in WINDOWS:
@@ -81,7 +88,8 @@ def format_table(result: dict) -> str:
         "",
         f"{'quantity':<44}{'value':>12}",
         f"{'-' * 56}",
-        f"{'r = no-grad forward / training step':<44}{result['r']:>12.3f}",
+        f"{'r = selection forward / Traditional step':<44}{result['r']:>12.3f}",
+        f"{'  (isolated micro-benchmark: %.3f)' % result.get('r_isolated', float('nan')):<44}",
         f"{'keep rate s (SB, measured)':<44}{result['keep_rate']:>12.3f}",
         f"{'epoch time Traditional (s)':<44}{result['epoch_s_traditional']:>12.3f}",
         f"{'epoch time SB (s)':<44}{result['epoch_s_sb']:>12.3f}",

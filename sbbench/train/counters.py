@@ -30,11 +30,18 @@ class Counters:
 
 @dataclass
 class PerExampleStats:
-    """Per training example: how often it was scored and backpropped, and its last loss."""
+    """Per training example: how often it was scored and backpropped, and its last loss.
+
+    This is instrumentation for the analysis, not part of any method, so it is logged like the
+    metrics: batches are queued during training (a list append) and applied in one pass when
+    the loop evaluates, with the training clock paused. Applying them per batch cost ~45 us a
+    forward batch, 1% of a training step on the default workload.
+    """
 
     times_scored: torch.Tensor
     times_backpropped: torch.Tensor
     last_loss: torch.Tensor
+    _pending: list = field(default_factory=list, repr=False)
 
     @classmethod
     def zeros(cls, num_train: int, device: torch.device) -> "PerExampleStats":
@@ -43,10 +50,29 @@ class PerExampleStats:
                    torch.full((num_train,), float("nan"), device=device))
 
     def record_scored(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
-        self.times_scored.index_put_((ids,), torch.ones_like(ids), accumulate=True)
-        self.last_loss[ids] = losses.detach().float()
+        self._pending.append((False, ids, losses.detach()))
 
     def record_backpropped(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
-        # accumulate=True: Katharopoulos18 samples with replacement, ids may repeat in a batch.
-        self.times_backpropped.index_put_((ids,), torch.ones_like(ids), accumulate=True)
-        self.last_loss[ids] = losses.detach().float()
+        self._pending.append((True, ids, losses.detach()))
+
+    def flush(self) -> None:
+        """Apply the queued records in order (later losses overwrite earlier ones)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        for backpropped in (False, True):
+            ids = [entry[1] for entry in pending if entry[0] is backpropped]
+            if ids:
+                counts = self.times_backpropped if backpropped else self.times_scored
+                all_ids = torch.cat(ids)
+                # accumulate=True: Katharopoulos18 samples with replacement, ids may repeat.
+                counts.index_put_((all_ids,), torch.ones_like(all_ids), accumulate=True)
+        # Last loss: the latest record of each id wins. Plain index assignment with repeated ids
+        # has no defined winner, so pick each id's latest record position explicitly.
+        all_ids = torch.cat([entry[1] for entry in pending])
+        all_losses = torch.cat([entry[2].float() for entry in pending])
+        order = torch.arange(all_ids.numel(), device=all_ids.device)
+        last = torch.full(self.last_loss.shape, -1, dtype=torch.int64, device=all_ids.device)
+        last.scatter_reduce_(0, all_ids, order, reduce="amax")
+        written = last >= 0
+        self.last_loss[written] = all_losses[last[written]]

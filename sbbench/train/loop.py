@@ -138,6 +138,7 @@ class TrainingLoop:
     def evaluate(self) -> dict[str, float]:
         """Untimed: the clock is paused while evaluating and logging."""
         with self.clock.paused():
+            self.per_example.flush()
             train_loss = float(self._loss_sum) / max(1, self._loss_count)
             if not math.isfinite(train_loss):
                 raise RunDiverged(f"non-finite training loss ({train_loss}) before "

@@ -34,6 +34,10 @@ def test_overhead_lowers_efficiency_and_medians_resist_outliers():
     assert summary["efficiency_sb"] == pytest.approx(0.8)
 
 
+def test_r_from_epochs_is_forward_time_over_traditional_epoch():
+    assert bound.r_from_epochs(0.5, [1.9, 2.0, 2.1]) == pytest.approx(0.25)
+
+
 def test_table_lists_every_required_quantity():
     summary = bound.summarise(0.25, 0.25, 3, [2.0], [1.0], [0.8])
     summary.update({
@@ -50,6 +54,6 @@ def test_table_lists_every_required_quantity():
                         "epochs_per_run": 3},
     })
     table = format_table(summary)
-    for text in ("r = no-grad forward", "keep rate", "SB ", "StaleSB", "efficiency",
+    for text in ("r = selection forward", "keep rate", "SB ", "StaleSB", "efficiency",
                  "window   1024", "window  65536", "0.80% of a training step", "forward_select"):
         assert text in table, text

@@ -125,3 +125,20 @@ def test_backends_agree_and_auto_picks_numpy_on_cpu():
 def test_capacity_must_be_positive(capacity):
     with pytest.raises(ValueError, match="history_size"):
         LossWindow(capacity)
+
+
+def test_large_numpy_window_uses_the_merge_and_matches_reference():
+    """Above FULL_SORT_MAX_CAPACITY the NumPy window merges instead of re-sorting."""
+    import random as _random
+
+    from sbbench.selection.loss_window import FULL_SORT_MAX_CAPACITY, LossWindow as Window
+
+    capacity = FULL_SORT_MAX_CAPACITY + 3
+    rng = _random.Random(5)
+    window, reference = Window(capacity, backend="numpy"), []
+    for _ in range(60):
+        size = rng.choice([1, 128, 700, capacity + 5])
+        values = torch.tensor([float(rng.randint(0, 50)) for _ in range(size)])
+        window.add(values)
+        reference = (reference + values.tolist())[-capacity:]
+        assert window.sorted_values().tolist() == sorted(reference)
