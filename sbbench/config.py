@@ -194,6 +194,13 @@ class RunConfig:
             raise ConfigError("model", model, "a model for " + self.dataset + ": "
                               + ", ".join(m for m, s in sorted(MODELS.items())
                                           if self.dataset in s.datasets), source)
+        # A model option the model lacks would be refused by build_model after the run exists.
+        for field_name, option in (("dropout", "dropout"), ("model_width", "width")):
+            if getattr(self, field_name) is not None and option not in spec.options:
+                takers = ", ".join(m for m, s in sorted(MODELS.items()) if option in s.options)
+                raise ConfigError(field_name, getattr(self, field_name),
+                                  f"null for model {model} (it has no {option} option; models "
+                                  f"that do: {takers})", source)
 
     @property
     def resolved_model(self) -> str:

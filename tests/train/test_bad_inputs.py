@@ -21,6 +21,8 @@ from tests.conftest import all_runs
     (["--model", "resnet18"], "model"),  # an image model on MNIST-1D
     (["--device", "tpu"], "device"),
     (["--score-mode", "sometimes"], "score_mode"),
+    (["--dropout", "0.1"], "dropout"),  # cnn1d has no dropout: refused before the run exists
+    (["--model", "mlp1d", "--model-width", "0"], "model_width"),
 ])
 def test_bad_flag_exit_2_and_no_run(flags, field, tiny, tracking_uri, tmp_path, capsys):
     code = main(["train", "--data-dir", tiny["data_dir"], *flags, "--tracking-uri",
