@@ -7,20 +7,13 @@ selection core and the sweeps.
 
 from __future__ import annotations
 
-DEFAULT_EXPERIMENT = "sbbench"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# Tags and defaults written by the training side (sbbench.tracking imports only the stdlib at
+# module level) and by the sweeps.
+from sbbench.sweep.trial_records import TAG_PRUNED, TAG_STUDY, TAG_TRIAL  # noqa: E402
+from sbbench.tracking import (  # noqa: E402
+    DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, TAG_DATASET, TAG_FAILURE_KIND, TAG_FAILURE_REASON,
+    TAG_KIND, TAG_METHOD, TAG_MODEL, TAG_PARENT)
 
-# Tags
-TAG_METHOD = "sbbench.method"
-TAG_DATASET = "sbbench.dataset"
-TAG_MODEL = "sbbench.model"
-TAG_KIND = "sbbench.kind"
-TAG_STUDY = "sbbench.study"
-TAG_TRIAL = "sbbench.trial"
-TAG_PRUNED = "sbbench.pruned"
-TAG_FAILURE_KIND = "sbbench.failure_kind"      # diverged | error | interrupted
-TAG_FAILURE_REASON = "sbbench.failure_reason"
-TAG_PARENT = "mlflow.parentRunId"
 TAG_RUN_NAME = "mlflow.runName"
 KIND_ANALYSIS = "analysis"                      # our own report runs: never loaded as results
 

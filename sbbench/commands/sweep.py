@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from sbbench.tracking import TrackingOptions
 
@@ -54,20 +55,37 @@ def run(args: argparse.Namespace) -> int:
     print(f"sweep {result.study_name}: {counts} in {result.wall_s:.0f} s "
           f"(parent run {result.parent_run_id}, storage {result.storage_url})")
     if not args.no_analyze:
-        _analyze(result, args)
+        _analyze(result, spec, args)
     print(f"MLflow UI: mlflow ui --backend-store-uri {result.tracking_uri}")
     return 0
 
 
-def _analyze(result, args: argparse.Namespace) -> None:
+def _analyze(result, spec, args: argparse.Namespace) -> None:
+    """The analysis of this study's runs, when the analysis package is installed."""
     try:
         from sbbench.analysis import AnalyzeOptions, analyze
     except ImportError:
-        print("(analysis not available in this installation)", file=sys.stderr)
+        print("(analysis not available in this installation: skipped)", file=sys.stderr)
         return
     out = args.out or f"sbbench-out/{result.study_name}"
-    analysis = analyze(AnalyzeOptions(experiment=None, parent_run_id=result.parent_run_id,
-                                      tracking_uri=result.tracking_uri, out_dir=out))
+    factor = spec.objective.target_factor or 1.4  # the paper's rule unless the study says
+    if result.all_trials_under_parent:
+        # The analysis run becomes one more child of the sweep's parent.
+        options = AnalyzeOptions(experiment=None, parent_run_id=result.parent_run_id,
+                                 target_factor=factor, tracking_uri=result.tracking_uri,
+                                 out_dir=out)
+    else:
+        # Resumed under another `mlflow run` (a new parent): find the trials by study tag.
+        options = AnalyzeOptions(experiment=result.experiment_name, study=result.study_name,
+                                 target_factor=factor, tracking_uri=result.tracking_uri,
+                                 out_dir=out)
+    try:
+        analysis = analyze(options)
+    except Exception as err:  # the sweep's runs are safe; the analysis can be re-run alone
+        print(f"sbbench sweep: analysis failed ({type(err).__name__}: "
+              f"{str(err).splitlines()[0] if str(err) else ''}); re-run it with "
+              f"`sbbench analyze --parent-run {result.parent_run_id}`", file=sys.stderr)
+        return
     print(analysis.table_text)
     for path in analysis.report_paths:
-        print(f"report: {path}")
+        print(f"report: {Path(path).resolve()}")

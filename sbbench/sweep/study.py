@@ -15,6 +15,9 @@ A study file (YAML) declares:
       lr: {low: 0.01, high: 0.3, log: true}
     seeds: [0, 1, 2]                 # or `repeats: 3` (seeds 0..2)
     objective: {kind: time_to_target, target_error: 0.05}
+                                     # or {kind: time_to_target, target_factor: 1.4}: the
+                                     #   target is 1.4 x the median final validation error of
+                                     #   the Traditional points of the same setting (grids)
                                      # or {kind: final_error_and_time}
     n_trials: 20                     # tpe; grid studies run every point
     pruning: false                   # tpe only
@@ -35,6 +38,7 @@ from typing import Any
 import yaml
 
 from sbbench.config import ConfigError, RunConfig, config_fields
+from sbbench.method_fields import ALL_METHOD_FIELDS, METHOD_FIELDS
 from sbbench.method_fields import applies as _applies
 
 SAMPLERS = ("grid", "bruteforce", "tpe")
@@ -43,6 +47,7 @@ TOP_LEVEL = ("name", "description", "sampler", "workload", "fixed", "grid", "ran
              "repeats", "objective", "n_trials", "pruning")
 RANGE_KEYS = ("low", "high", "log", "step")
 CENSORED_PENALTY = 2.0  # a run that never reaches the target scores budget x this
+BASELINE_METHOD = "traditional"  # what target_factor multiplies (the paper's rule)
 
 
 class StudyError(ValueError):
@@ -55,7 +60,8 @@ class StudyError(ValueError):
 @dataclass(frozen=True)
 class Objective:
     kind: str = "time_to_target"
-    target_error: float | None = None
+    target_error: float | None = None   # absolute validation error, or
+    target_factor: float | None = None  # x the Traditional median final validation error
 
     @property
     def directions(self) -> list[str]:
@@ -100,6 +106,22 @@ class StudySpec:
 
     def config_for(self, point: dict[str, Any]) -> RunConfig:
         return RunConfig.from_dict({**self.base, **point}, source=self.path)
+
+    def method_of(self, point: dict[str, Any]) -> str:
+        return point.get("method", self.base.get("method", RunConfig.method))
+
+    def is_baseline(self, point: dict[str, Any]) -> bool:
+        return self.method_of(point) == BASELINE_METHOD
+
+    def setting_key(self, point: dict[str, Any]) -> str:
+        """The setting a point's target belongs to: the point without the method, its
+        method-specific fields and the seed (Traditional at label_noise 0.1 sets the target of
+        every method at label_noise 0.1)."""
+        return point_key({k: v for k, v in point.items()
+                          if k not in ("method", "seed") and k not in ALL_METHOD_FIELDS})
+
+    def methods(self) -> list[str]:
+        return list(self.grid.get("method") or [self.base.get("method", RunConfig.method)])
 
     @property
     def total_trials(self) -> int:
@@ -174,7 +196,36 @@ def parse_study(raw: dict[str, Any], path: str = "<study>", text: str = "") -> S
                      sampler=sampler, base=base, grid=grid, ranges=ranges, seeds=seeds,
                      objective=objective, n_trials=n_trials, pruning=pruning, text=text)
     _validate_points(spec)
+    _validate_dimensions_mean_something(spec)
+    _validate_target_rule(spec)
     return spec
+
+
+def _validate_dimensions_mean_something(spec: StudySpec) -> None:
+    """A swept method-specific field must mean something for at least one swept method:
+    `staleness` swept with only `sb` would silently expand to nothing."""
+    methods = spec.methods()
+    for section, dims in (("grid", spec.grid), ("ranges", spec.ranges)):
+        for key, values in dims.items():
+            if key in ALL_METHOD_FIELDS and not any(_applies(key, m) for m in methods):
+                users = sorted(m for m, used in METHOD_FIELDS.items() if key in used)
+                raise StudyError(spec.path, f"{section}.{key}", values,
+                                 f"a field of a swept method (it means something only for "
+                                 f"{', '.join(users)}; the study runs {', '.join(methods)})")
+
+
+def _validate_target_rule(spec: StudySpec) -> None:
+    factor = spec.objective.target_factor
+    if factor is None:
+        return
+    if spec.sampler == "tpe":
+        raise StudyError(spec.path, "objective.target_factor", factor,
+                         "target_error in a tpe study (its trials are compared as they "
+                         "finish, so the target must be known before the first one)")
+    if BASELINE_METHOD not in spec.methods():
+        raise StudyError(spec.path, "objective.target_factor", factor,
+                         f"a study whose methods include {BASELINE_METHOD} (the target is "
+                         f"factor x its median final validation error)")
 
 
 def _parse_grid(grid: Any, path: str, config_names: set[str]) -> dict[str, list[Any]]:
@@ -213,8 +264,16 @@ def _parse_ranges(ranges: Any, path: str, config_names: set[str],
             raise StudyError(path, where, spec, "numeric low and high")
         if not low < high:
             raise StudyError(path, where, spec, "low < high")
-        if spec.get("log") and low <= 0:
+        log, step = spec.get("log", False), spec.get("step")
+        if not isinstance(log, bool):
+            raise StudyError(path, f"{where}.log", log, "true or false")
+        if log and low <= 0:
             raise StudyError(path, where, spec, "low > 0 with log: true")
+        if step is not None and (not _is_number(step) or not step > 0):
+            raise StudyError(path, f"{where}.step", step, "a number > 0")
+        if log and step is not None and not (step == 1 and isinstance(step, int)):
+            raise StudyError(path, f"{where}.step", step,
+                             "no step with log: true (Optuna samples log ranges continuously)")
         parsed[key] = dict(spec)
     return parsed
 
@@ -236,22 +295,40 @@ def _parse_seeds(raw: dict[str, Any], path: str) -> list[int]:
     return seeds
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _parse_objective(objective: Any, path: str) -> Objective:
+    keys = ("kind", "target_error", "target_factor")
     if not isinstance(objective, dict):
-        raise StudyError(path, "objective", objective, "a mapping with kind (and target_error)")
+        raise StudyError(path, "objective", objective,
+                         "a mapping with kind (and target_error or target_factor)")
     for key in objective:
-        if key not in ("kind", "target_error"):
-            raise StudyError(path, f"objective.{key}", objective[key], "kind, target_error")
+        if key not in keys:
+            raise StudyError(path, f"objective.{key}", objective[key], ", ".join(keys))
     kind = objective.get("kind", "time_to_target")
     if kind not in OBJECTIVES:
         raise StudyError(path, "objective.kind", kind, "one of " + ", ".join(OBJECTIVES))
     target = objective.get("target_error")
-    if kind == "time_to_target":
-        if not isinstance(target, (int, float)) or isinstance(target, bool) or \
-                not 0 < target < 1:
-            raise StudyError(path, "objective.target_error", target,
-                             "a validation error in (0, 1) for time_to_target")
-    return Objective(kind=kind, target_error=None if target is None else float(target))
+    factor = objective.get("target_factor")
+    if kind != "time_to_target":
+        for key, value in (("target_error", target), ("target_factor", factor)):
+            if value is not None:
+                raise StudyError(path, f"objective.{key}", value,
+                                 "no target with kind final_error_and_time")
+    elif target is not None and factor is not None:
+        raise StudyError(path, "objective.target_factor", factor,
+                         "either target_error or target_factor, not both")
+    elif factor is not None:
+        if not _is_number(factor) or not factor > 0:
+            raise StudyError(path, "objective.target_factor", factor,
+                             "a number > 0 (1.4: the paper's rule)")
+    elif not _is_number(target) or not 0 < target < 1:
+        raise StudyError(path, "objective.target_error", target,
+                         "a validation error in (0, 1) for time_to_target (or target_factor)")
+    return Objective(kind=kind, target_error=None if target is None else float(target),
+                     target_factor=None if factor is None else float(factor))
 
 
 def _validate_points(spec: StudySpec) -> None:

@@ -9,4 +9,7 @@ ATTR_POINT = "sbbench_point"          # the grid point (JSON) a trial runs
 ATTR_INTERRUPTED = "interrupted"      # FAIL because the worker stopped, not the method: re-run
 ATTR_FAILURE_KIND = "failure_kind"
 ATTR_FAILURE_REASON = "failure_reason"
+ATTR_AWAITING = "awaiting_target"     # run finished; value told once the study's target is known
+ATTR_CURVE = "curve"                  # [[train_time_s, val_error], ...] of an awaiting trial
+STUDY_ATTR_TARGET = "target_error:"   # + setting key: a target_factor study's fixed target
 ENV_PARENT_RUN_ID = "SBBENCH_PARENT_RUN_ID"

@@ -2,6 +2,10 @@
 
 The coordinator starts `python -m sbbench.sweep.worker` with a JSON job on stdin. The worker never
 sees MLFLOW_RUN_ID (that would resume the parent); the parent id arrives as SBBENCH_PARENT_RUN_ID.
+
+A trial of a `target_factor` study may finish before its study knows the target (computed from
+the study's own Traditional trials): the worker then leaves the trial RUNNING with its curve and
+`awaiting_target=True`, and the coordinator tells Optuna its value once the target is fixed.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def run_trial(job: TrialJob) -> int:
 
     from sbbench.config import RunConfig
     from sbbench.sweep import trial_records as names
-    from sbbench.sweep.objective import objective_values
+    from sbbench.sweep.objective import curve_to_attr, objective_values
     from sbbench.sweep.storage import open_storage
     from sbbench.sweep.study import Objective
     from sbbench.tracking import TrackingOptions
@@ -95,12 +99,17 @@ def run_trial(job: TrialJob) -> int:
         traceback.print_exc()
         fail("error", f"{type(err).__name__}: {err}")
         return 0
-    values, attrs = objective_values(Objective(**job.objective), result.outcome.curve,
-                                     result.outcome.final)
-    for key, value in attrs.items():
-        storage.set_trial_user_attr(trial_id, key, value)
     for key in ("final_val_error", "final_test_error", "total_train_time_s"):
         storage.set_trial_user_attr(trial_id, key, result.outcome.final[key])
+    objective = Objective(**job.objective)
+    if objective.kind == "time_to_target" and objective.target_error is None:
+        storage.set_trial_user_attr(trial_id, names.ATTR_CURVE,
+                                    curve_to_attr(result.outcome.curve))
+        storage.set_trial_user_attr(trial_id, names.ATTR_AWAITING, True)  # written last
+        return 0
+    values, attrs = objective_values(objective, result.outcome.curve, result.outcome.final)
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(trial_id, key, value)
     study.tell(job.trial_number, values)
     return 0
 
@@ -133,12 +142,20 @@ def _tag_pruned(job: TrialJob, storage, trial_id: int) -> None:
         MlflowClient(tracking_uri=job.tracking_uri).set_tag(run_id, names.TAG_PRUNED, "true")
 
 
-def _raise_system_exit(signum, frame):
+def _stop_once(signum, frame):
+    """The first SIGINT or SIGTERM stops the trial; later ones are ignored so they cannot cut
+    short the cleanup that ends the child run KILLED and tells Optuna (Ctrl-C reaches the whole
+    process group, then the coordinator sends SIGTERM as well)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
 def main() -> int:
-    signal.signal(signal.SIGTERM, _raise_system_exit)
+    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGTERM, _stop_once)
     job = TrialJob(**json.loads(sys.stdin.read()))
     return run_trial(job)
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from sbbench.cli import main
-from sbbench.sweep.study import StudyError, load_study
+from sbbench.sweep.study import load_study
 from tests.conftest import all_runs
 from tests.sweep.tiny_study import sweep_args, write_study
 
@@ -53,6 +52,19 @@ def test_method_specific_fields_only_where_they_mean_something(tmp_path, data_di
     ({"pruning": True}, "pruning"),
     ({"objective": {"kind": "time_to_target", "target_error": 2}}, "objective.target_error"),
     ({"workload": {"label_noise": 1.5}}, "label_noise"),
+    ({"grid": {"method": ["sb"], "staleness": [2, 3]}}, "grid.staleness"),
+    ({"objective": {"kind": "time_to_target", "target_error": 0.1, "target_factor": 1.4}},
+     "objective.target_factor"),
+    ({"grid": {"method": ["sb"]}, "objective": {"kind": "time_to_target",
+                                                "target_factor": 1.4}},
+     "objective.target_factor"),
+    ({"sampler": "tpe", "n_trials": 2, "grid": {}, "ranges": {"lr": {"low": 0.01, "high": 0.1}},
+      "objective": {"kind": "time_to_target", "target_factor": 1.4}}, "objective.target_factor"),
+    ({"sampler": "tpe", "n_trials": 2, "grid": {},
+      "ranges": {"lr": {"low": 0.01, "high": 0.1, "log": True, "step": 0.01}}},
+     "ranges.lr.step"),
+    ({"objective": {"kind": "final_error_and_time", "target_error": 0.1}},
+     "objective.target_error"),
 ])
 def test_malformed_study_exit_2_names_field(change, field, tmp_path, data_dir, tracking_uri,
                                             capsys):

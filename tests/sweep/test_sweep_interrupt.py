@@ -12,16 +12,13 @@ import optuna
 
 from sbbench.sweep.storage import open_storage
 from tests.conftest import all_runs
-from tests.sweep.tiny_study import sweep_args, write_study
+from tests.sweep.tiny_study import longer_workload, sweep_args, write_study
 
 
 def test_ctrl_c_kills_children_and_parent_and_leaves_nothing_running(tmp_path, data_dir,
                                                                     tracking_uri):
     study_file = write_study(tmp_path, data_dir, seeds=[0, 1],
-                             workload={"dataset": "mnist1d", "train_size": 3000,
-                                       "val_size": 200, "test_size": 200, "epochs": 4,
-                                       "eval_every_examples": 1000, "batch_size": 50,
-                                       "device": "cpu", "data_dir": data_dir})
+                             workload=longer_workload(data_dir))
     storage = tmp_path / "tiny.journal"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     # Its own process group, like a terminal's foreground job: Ctrl-C reaches every process.
@@ -55,7 +52,9 @@ def test_ctrl_c_kills_children_and_parent_and_leaves_nothing_running(tmp_path, d
     assert parent.info.status == "KILLED"
     killed = [r for r in runs if r.info.status == "KILLED" and r is not parent]
     assert killed and all(r.data.tags.get("sbbench.failure_kind") == "interrupted"
-                          for r in killed)
+                          for r in killed), [
+        (r.info.status, {k: v for k, v in r.data.tags.items() if k.startswith("sbbench.f")})
+        for r in killed]
     study = optuna.load_study(study_name="tiny", storage=open_storage(f"journal:{storage}"))
     assert not [t for t in study.get_trials() if t.state.name in ("RUNNING", "WAITING")]
     interrupted = [t for t in study.get_trials() if t.user_attrs.get("interrupted")]

@@ -25,6 +25,13 @@ def write_study(directory: Path, data_dir: str, name: str = "tiny", **overrides)
     return path
 
 
+def longer_workload(data_dir: str) -> dict:
+    """Trials long enough (several seconds) to interrupt one mid-run."""
+    return {"dataset": "mnist1d", "train_size": 3000, "val_size": 200, "test_size": 200,
+            "epochs": 4, "eval_every_examples": 1000, "batch_size": 50, "device": "cpu",
+            "data_dir": data_dir}
+
+
 def sweep_args(study: Path, tracking_uri: str, storage: Path, *extra: str) -> list[str]:
     return ["sweep", "--study", str(study), "--tracking-uri", tracking_uri,
             "--storage", f"journal:{storage}", "--no-analyze", "--no-progress", *extra]
