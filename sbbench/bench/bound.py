@@ -53,3 +53,34 @@ def summarise(r: float, keep_rate: float, staleness: int, traditional_s: list[fl
         "bound_stale_sb": b_stale,
         "efficiency_stale_sb": efficiency(measured_stale, b_stale),
     }
+
+
+def paired_efficiencies(traditional_s: list[float], method_s: list[float],
+                        selection_forward_s: list[float], keep_rates: list[float],
+                        staleness: int = 1) -> list[float]:
+    """The efficiency of each repeat on its own, with its own r and keep rate (its runs ran
+    back to back): their spread is how far the machine's noise moves the headline number."""
+    efficiencies = []
+    for traditional, method, forward, keep_rate in zip(traditional_s, method_s,
+                                                       selection_forward_s, keep_rates):
+        r = forward / traditional
+        efficiencies.append((traditional / method) * (r / staleness + keep_rate))
+    return efficiencies
+
+
+def excess_over_bound(traditional_phases: dict[str, float], sb_phases: dict[str, float],
+                      keep_rate: float) -> dict[str, float]:
+    """Where an SB epoch spends more than the bound allows, in seconds per epoch.
+
+    The bound grants SB its selection forwards (r of a Traditional epoch, r being measured from
+    them) plus s of everything a Traditional epoch does. Compared phase by phase: training
+    forwards and backwards, and "other" (data, optimizer, selection bookkeeping).
+    """
+    def allowed(key: str) -> float:
+        return keep_rate * traditional_phases[key]
+
+    training = ("time_forward_train_s", "time_backward_s")
+    return {
+        "training_steps": sum(sb_phases[k] for k in training) - sum(allowed(k) for k in training),
+        "other": sb_phases["time_other_s"] - allowed("time_other_s"),
+    }

@@ -120,78 +120,175 @@ def measure_bookkeeping_s(config: RunConfig, window: int, repeats: int) -> float
     return median_time_s(one_batch, device, repeats * 20)
 
 
+PHASE_KEYS = ("time_forward_select_s", "time_forward_train_s", "time_backward_s",
+              "time_other_s")
+EPOCH_METHODS = ("traditional", "sb", "stale_sb")
+
+
+def measure_bookkeeping_in_loop_s(config: RunConfig, data: DatasetSplits,
+                                  epochs: int = 1) -> float:
+    """Seconds per forward batch of SB's bookkeeping inside a real training loop: from the end
+    of the selection forward to the end of `select` (window, decision, gathers, queue).
+
+    The isolated micro-benchmark runs the same code in a tight loop, with warm caches; right
+    after a forward pass each library call costs several times more, and this is what an epoch
+    pays.
+    """
+    from sbbench import tracking
+    from sbbench.train.run import build_training
+
+    device = resolve_device(config.device)
+    loop = build_training(config.replace(method="sb", prime_epochs=0, epochs=float(epochs),
+                                         eval_every_examples=NEVER_EVALUATE),
+                          tracking.NullTracker(), device, data)
+    method, select = loop.method, loop.method.select
+    spent = {"s": 0.0, "batches": 0}
+
+    def timed_select(ids, x, y, score_forward):
+        forward_done = [0.0]
+
+        def timed_forward(*args):
+            scores = score_forward(*args)
+            _sync(device)
+            forward_done[0] = time.perf_counter()
+            return scores
+
+        batches = select(ids, x, y, timed_forward)
+        _sync(device)
+        spent["s"] += time.perf_counter() - forward_done[0]
+        spent["batches"] += 1
+        return batches
+
+    method.select = timed_select
+    loop.run()
+    return spent["s"] / max(1, spent["batches"])
+
+
 @dataclass
 class EpochTimes:
+    """Per-epoch training-clock seconds of each repeat (repeats interleaved in time)."""
     traditional_s: list[float]
     sb_s: list[float]
     stale_sb_s: list[float]
-    keep_rate: float
-    sb_phases: dict[str, float]
+    sb_selection_forward_s: list[float]   # SB's forward (selecting) phase per epoch
+    keep_rates: list[float]               # SB's measured keep rate per repeat
+    phases: dict[str, dict[str, float]]   # method -> phase -> median seconds per epoch
+
+    @property
+    def keep_rate(self) -> float:
+        return statistics.median(self.keep_rates)
+
+    @property
+    def sb_phases(self) -> dict[str, float]:
+        return self.phases["sb"]
 
 
 def measure_epoch_times(config: RunConfig, data: DatasetSplits, epochs: int,
-                        repeats: int, progress: Callable[[str], None] = print) -> EpochTimes:
-    """Training-clock seconds per epoch, selection on in every epoch (no priming)."""
+                        repeats: int, progress: Callable[[str], None] = print,
+                        warmup: bool = True) -> EpochTimes:
+    """Training-clock seconds per epoch, selection on in every epoch (no priming).
+
+    One untimed epoch of each method first: the first run in a process pays one-off costs
+    (kernel selection, allocator growth) that were up to 30% of an epoch here.
+    """
     base = config.replace(prime_epochs=0, epochs=float(epochs),
                           eval_every_examples=NEVER_EVALUATE)
-    times = {"traditional": [], "sb": [], "stale_sb": []}
-    keep_rates, phases = [], []
+    if warmup:
+        for method in EPOCH_METHODS:
+            train_untracked(base.replace(method=method, epochs=1.0), data=data)
+    times: dict[str, list[float]] = {method: [] for method in EPOCH_METHODS}
+    phase_samples: dict[str, list[dict[str, float]]] = {method: [] for method in EPOCH_METHODS}
+    keep_rates = []
     for repeat in range(repeats):
-        for method in times:
+        for method in EPOCH_METHODS:
             outcome = train_untracked(base.replace(method=method, seed=config.seed + repeat),
                                       data=data)
             times[method].append(outcome.final["total_train_time_s"] / epochs)
+            last = outcome.curve[-1]
+            phase_samples[method].append({k: last[k] / epochs for k in PHASE_KEYS})
             if method == "sb":
                 keep_rates.append(outcome.final["overall_keep_rate"])
-                last = outcome.curve[-1]
-                phases.append({k: last[k] / epochs for k in (
-                    "time_forward_select_s", "time_forward_train_s", "time_backward_s",
-                    "time_other_s")})
             progress(f"  repeat {repeat + 1}/{repeats} {method:<12} "
                      f"{times[method][-1]:.3f} s/epoch")
-    sb_phases = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
+    phases = {method: {k: statistics.median(p[k] for p in samples) for k in PHASE_KEYS}
+              for method, samples in phase_samples.items()}
     return EpochTimes(times["traditional"], times["sb"], times["stale_sb"],
-                      statistics.median(keep_rates), sb_phases)
+                      [p["time_forward_select_s"] for p in phase_samples["sb"]], keep_rates,
+                      phases)
 
 
-def measure_tracking_overhead(config: RunConfig, data: DatasetSplits) -> dict[str, float]:
-    """Time spent inside MLflow calls of a real tracked run against its training clock.
+def measure_tracking_overhead(config: RunConfig, data: DatasetSplits,
+                              pairs: int = 3) -> dict[str, float]:
+    """The same run with MLflow (sqlite) and with the null tracker, in back-to-back pairs
+    whose order alternates (a fixed order measured an order effect of several percent here).
 
-    The training clock itself pauses while logging, so the overhead a user pays is wall time:
-    per-evaluation logging plus the run's setup and artifacts. Both are reported.
+    `tracking_overhead` is what tracking adds while a run trains, per second of training clock:
+    the time inside the per-evaluation logging calls (the clock is paused there, the user still
+    waits) plus the training clock's inflation with MLflow against the null tracker (median over
+    pairs: interference of anything MLflow does in the background). The loop's wall time is
+    reported too, but its evaluations vary by several percent from run to run here, which swamps
+    a difference this small. Also reported: the fixed cost of a tracked run (create, params,
+    dataset, artifacts, final flush), which does not grow with training.
     """
     from sbbench import tracking
     from sbbench.train.run import execute_run
 
-    timed = {"evaluation_logging_s": 0.0}
+    logging_s = [0.0]
     original = tracking.MlflowTracker.log_evaluation
 
     def timed_log(self, metrics, step):
         start = time.perf_counter()
         original(self, metrics, step)
-        timed["evaluation_logging_s"] += time.perf_counter() - start
+        logging_s[0] += time.perf_counter() - start
 
+    samples: dict[str, list[dict[str, float]]] = {"tracked": [], "untracked": []}
     with tempfile.TemporaryDirectory(prefix="sbbench-bench-") as tmp:
         options = tracking.TrackingOptions(f"sqlite:///{tmp}/mlflow.db", "bench")
+        # Create the store's schema first: a one-off cost of a new store, not of a run.
+        tracking.ensure_experiment(tracking.get_client(options.tracking_uri), "bench")
         tracking.MlflowTracker.log_evaluation = timed_log
         try:
-            start = time.perf_counter()
-            result = execute_run(config, options, progress=False, data=data)
-            tracked_wall_s = time.perf_counter() - start
+            for pair in range(pairs):
+                order = ("tracked", "untracked") if pair % 2 == 0 else ("untracked", "tracked")
+                for kind in order:
+                    start = time.perf_counter()
+                    if kind == "tracked":
+                        outcome = execute_run(config, options, progress=False, data=data).outcome
+                    else:
+                        outcome = train_untracked(config, data=data)
+                    samples[kind].append({**outcome.final,
+                                          "run_wall_s": time.perf_counter() - start,
+                                          "evaluations": len(outcome.curve)})
         finally:
             tracking.MlflowTracker.log_evaluation = original
-        start = time.perf_counter()
-        untracked = train_untracked(config, data=data)
-        untracked_wall_s = time.perf_counter() - start
-    train_s = result.outcome.final["total_train_time_s"]
+
+    def median(kind: str, key: str) -> float:
+        return statistics.median(sample[key] for sample in samples[kind])
+
+    def fixed(sample: dict[str, float]) -> float:
+        return sample["run_wall_s"] - sample["total_wall_time_s"]
+
+    train_s = median("untracked", "total_train_time_s")
+    clock_inflation = [t["total_train_time_s"] / u["total_train_time_s"] - 1
+                       for t, u in zip(samples["tracked"], samples["untracked"])]
+    logging_fraction = logging_s[0] / pairs / train_s
     return {
+        "pairs": pairs,
         "train_time_s": train_s,
-        "evaluations": len(result.outcome.curve),
-        "evaluation_logging_s": timed["evaluation_logging_s"],
-        "tracking_overhead": timed["evaluation_logging_s"] / train_s,
-        "tracked_wall_s": tracked_wall_s,
-        "untracked_wall_s": untracked_wall_s,
-        "untracked_train_time_s": untracked.final["total_train_time_s"],
+        "evaluations": samples["tracked"][0]["evaluations"],
+        "evaluation_logging_s": logging_s[0] / pairs,
+        "logging_fraction": logging_fraction,
+        "clock_inflation": statistics.median(clock_inflation),
+        "clock_inflation_per_pair": clock_inflation,
+        "tracking_overhead": logging_fraction + statistics.median(clock_inflation),
+        "loop_wall_tracked_s": median("tracked", "total_wall_time_s"),
+        "loop_wall_untracked_s": median("untracked", "total_wall_time_s"),
+        "train_clock_tracked_s": median("tracked", "total_train_time_s"),
+        "train_clock_untracked_s": train_s,
+        "fixed_run_cost_s": statistics.median(fixed(t) - fixed(u) for t, u in
+                                              zip(samples["tracked"], samples["untracked"])),
+        "tracked_wall_s": median("tracked", "run_wall_s"),
+        "untracked_wall_s": median("untracked", "run_wall_s"),
     }
 
 

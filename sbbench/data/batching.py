@@ -32,12 +32,13 @@ class TrainBatcher:
                                device=self.generator.device).to(device)
         for index in range(len(self)):
             ids = order[index * self.batch_size:(index + 1) * self.batch_size]
-            x = splits.train_x[ids]
+            # index_select: about half the cost of advanced indexing (x[ids]) on the CPU.
+            x = splits.train_x.index_select(0, ids)
             if splits.prepare is not None:
                 x = splits.prepare(x)
             if splits.augmenter is not None:
                 x = splits.augmenter(x, self.generator)
-            yield ids, x, splits.train_y[ids]
+            yield ids, x, splits.train_y.index_select(0, ids)
 
 
 def eval_batches(x: torch.Tensor, y: torch.Tensor,

@@ -7,12 +7,13 @@ import torch
 from sbbench.selection.backprop_queue import BackpropQueue
 from sbbench.selection.base import SelectionMethod, SelectionSettings
 from sbbench.selection.loss_window import LossWindow
-from sbbench.selection.probability import bernoulli_keep, random_probability, sb_probability
+from sbbench.selection.probability import (DrawStream, kept_positions, random_keeps,
+                                           sb_keep_thresholds)
 from sbbench.selection.types import BackwardBatch, ScoreForward
 
 
 class SelectiveBackprop(SelectionMethod):
-    """Score candidates with a no-grad forward, keep each with P = percentile ** beta.
+    """Score candidates with a no-grad forward, keep each with P = max(p_min, percentile ** beta).
 
     Kept examples wait in a queue that emits backward batches of exactly `batch_size`. The first
     `prime_epochs` epochs are ordinary training and leave the loss history untouched.
@@ -25,6 +26,13 @@ class SelectiveBackprop(SelectionMethod):
         super().__init__(settings)
         self.history = LossWindow(settings.history_size, self.device)
         self.queue = BackpropQueue(settings.batch_size)
+        self.draws = self.make_draws()
+
+    def make_draws(self) -> DrawStream:
+        """One threshold on the percentile per example (see `probability`)."""
+        beta, p_min = self.settings.beta, self.settings.p_min
+        return DrawStream(self.generator, self.device,
+                          lambda uniforms: sb_keep_thresholds(uniforms, beta, p_min))
 
     @property
     def priming(self) -> bool:
@@ -37,19 +45,23 @@ class SelectiveBackprop(SelectionMethod):
             # the forward batch differs from the backward batch.
             return self.queue.push(ids, x, y)
         losses = self.candidate_losses(ids, x, y, score_forward)
-        self.history.add(losses)
-        keep = bernoulli_keep(self.probability(losses), self.generator)
-        # One nonzero (one host sync on CUDA) shared by the three gathers.
-        kept = keep.to(ids.device).nonzero().squeeze(1)
-        return self.queue.push(ids[kept], x[kept], y[kept])
+        # The batch enters the window, then is ranked against it: one call, one conversion
+        # (NumPy arrays from here on on the CPU, device tensors elsewhere).
+        fraction_below = self.history.add_and_rank(losses)
+        # One set of kept positions (one host sync on CUDA) shared by the three gathers. The
+        # positions live where the decision was made: the method's device, which is where the
+        # loop keeps the data (NumPy decisions: CPU data).
+        kept = kept_positions(self.keep_mask(fraction_below))
+        return self.queue.push(ids.index_select(0, kept), x.index_select(0, kept),
+                               y.index_select(0, kept))
 
     def candidate_losses(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                          score_forward: ScoreForward) -> torch.Tensor:
         return score_forward(ids, x, y).losses
 
-    def probability(self, losses: torch.Tensor) -> torch.Tensor:
-        return sb_probability(self.history.fraction_below(losses), self.settings.beta,
-                              self.settings.p_min)
+    def keep_mask(self, fraction_below):
+        """Kept iff U < max(p_min, F ** beta), as F > (the draw's threshold)."""
+        return fraction_below > self.draws.take(len(fraction_below))
 
     def end_epoch(self) -> list[BackwardBatch]:
         if self.settings.partial_batch == "carry":
@@ -67,6 +79,13 @@ class RandomSelection(SelectiveBackprop):
 
     name = "random"
 
-    def probability(self, losses: torch.Tensor) -> torch.Tensor:
-        return random_probability(losses.shape[0], self.settings.beta, self.settings.p_min,
-                                  self.generator, self.device)
+    def make_draws(self) -> DrawStream:
+        """One keep decision per example from two uniforms: U < max(p_min, V ** beta)."""
+        beta, p_min = self.settings.beta, self.settings.p_min
+        return DrawStream(self.generator, self.device,
+                          lambda u, v: random_keeps(u, v, beta, p_min), uniforms_per_draw=2)
+
+    def keep_mask(self, fraction_below):
+        # Blind to the percentile; the window is still updated in `select`, so Random pays
+        # SB's bookkeeping too and differs from it only in which examples it keeps.
+        return self.draws.take(len(fraction_below))

@@ -35,13 +35,16 @@ class StaleSelectiveBackprop(SelectiveBackprop):
 
     def candidate_losses(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                          score_forward: ScoreForward) -> torch.Tensor:
+        # index_select / index_copy_: about half the cost of advanced indexing on the CPU.
+        # (Ids are unique within a forward batch; a backward batch may repeat an id only under
+        # partial_batch=carry, and then either of its equal-aged losses may stay.)
         if self.refresh_epoch:
             losses = score_forward(ids, x, y).losses
-            self.cached_loss[ids] = losses.float()
+            self.cached_loss.index_copy_(0, ids, losses.float())
             return losses
-        self.selection_forwards_skipped += int(ids.shape[0])
-        return self.cached_loss[ids]
+        self.selection_forwards_skipped += len(ids)
+        return self.cached_loss.index_select(0, ids)
 
     def after_backward(self, batch: BackwardBatch, losses: torch.Tensor,
                        logits: torch.Tensor) -> None:
-        self.cached_loss[batch.ids] = losses.detach().float()
+        self.cached_loss.index_copy_(0, batch.ids, losses.detach().float())

@@ -55,5 +55,28 @@ def test_table_lists_every_required_quantity():
     })
     table = format_table(summary)
     for text in ("r = selection forward", "keep rate", "SB ", "StaleSB", "efficiency",
-                 "window   1024", "window  65536", "0.80% of a training step", "forward_select"):
+                 "window   1024", "window  65536", "0.80% of a training step", "forward (select)"):
         assert text in table, text
+
+
+def test_paired_efficiencies_use_each_repeats_own_r_and_keep_rate():
+    # Repeat 1 sits exactly on its bound; repeat 2's SB epoch is 10% over its own bound.
+    traditional = [2.0, 4.0]
+    forward = [0.5, 1.0]                       # r = 0.25 in both
+    keep = [0.25, 0.25]
+    sb = [2.0 * 0.5, 4.0 * 0.5 * 1.1]
+    assert bound.paired_efficiencies(traditional, sb, forward, keep) == \
+        pytest.approx([1.0, 1 / 1.1])
+    stale = [2.0 * (0.25 / 3 + 0.25)] * 2
+    assert bound.paired_efficiencies(traditional[:1], stale[:1], forward, keep, staleness=3) == \
+        pytest.approx([1.0])
+
+
+def test_excess_over_bound_compares_phase_by_phase_with_s_of_traditional():
+    traditional = {"time_forward_select_s": 0.0, "time_forward_train_s": 0.8,
+                   "time_backward_s": 1.2, "time_other_s": 0.2}
+    sb = {"time_forward_select_s": 0.5, "time_forward_train_s": 0.21,
+          "time_backward_s": 0.3, "time_other_s": 0.09}
+    excess = bound.excess_over_bound(traditional, sb, keep_rate=0.25)
+    assert excess["training_steps"] == pytest.approx(0.51 - 0.5)
+    assert excess["other"] == pytest.approx(0.09 - 0.05)

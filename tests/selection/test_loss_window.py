@@ -142,3 +142,22 @@ def test_large_numpy_window_uses_the_merge_and_matches_reference():
         window.add(values)
         reference = (reference + values.tolist())[-capacity:]
         assert window.sorted_values().tolist() == sorted(reference)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("capacity", [3, 64, 5000])
+def test_add_and_rank_is_add_then_fraction_below(backend, capacity):
+    """The fused call of the selection path ranks each batch after appending it, exactly like
+    the two separate calls (on float32 tensors and on other dtypes)."""
+    rng = random.Random(capacity)
+    fused, separate = LossWindow(capacity, backend=backend), LossWindow(capacity, backend=backend)
+    assert len(fused.add_and_rank(torch.empty(0))) == 0  # an empty batch on an empty window
+    for step in range(60):
+        values = random_batch(rng, min(capacity, 200), with_nan=True)
+        batch = torch.tensor(values, dtype=torch.float64 if step % 2 else torch.float32)
+        ranked = fused.add_and_rank(batch)
+        separate.add(batch)
+        expected = separate.fraction_below(batch)
+        assert len(ranked) == batch.numel()
+        assert np.allclose(np.asarray(ranked.tolist(), dtype=float), expected.tolist(), atol=1e-6)
+    assert fused.sorted_values().tolist() == separate.sorted_values().tolist()
