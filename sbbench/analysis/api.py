@@ -15,6 +15,7 @@ from sbbench.analysis import record as R
 
 MIN_RESAMPLES = 99              # below this a bootstrap interval means nothing
 PROTOCOL_RESAMPLES = 9999       # ANALYSIS.md: >= 9999 resamples
+DEFAULT_TARGET_FACTOR = 1.4     # the paper's rule: 1.4 x Traditional's final error
 
 
 class AnalysisInputError(ValueError):
@@ -30,9 +31,11 @@ class AnalyzeOptions:
     experiment: str | None = "sbbench"
     parent_run_id: str | None = None
     study: str | None = None
-    target_factor: float = 1.4
-    # absolute targets; when non-empty they replace the factor rule
+    target_factor: float = DEFAULT_TARGET_FACTOR
+    # absolute targets; when non-empty they replace the factor rule, unless
+    # factor_with_absolute: then the report covers the factor target and these
     target_errors: tuple[float, ...] = ()
+    factor_with_absolute: bool = False
     out_dir: str = "sbbench-out/analysis"
     tracking_uri: str | None = None
     bootstrap_resamples: int = 9999
@@ -191,7 +194,8 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     config_rows, comparisons = [], []
     for wl in workloads:
         wl.targets, wl.target_note = workload_targets(wl.runs, options.target_factor,
-                                                      tuple(options.target_errors))
+                                                      tuple(options.target_errors),
+                                                      options.factor_with_absolute)
         if wl.target_note:
             warnings.append(f"{wl.label}: {wl.target_note}")
         rows, comps = C.analyse_workload(wl, n_resamples=options.bootstrap_resamples,
@@ -316,6 +320,7 @@ def _finish_analysis_run(client, run_id: str, out_dir: Path, summary: dict) -> N
         client.log_batch(run_id, params=[
             Param("target_factor", str(opts["target_factor"])),
             Param("target_errors", ",".join(f"{v:g}" for v in opts["target_errors"]) or "None"),
+            Param("factor_with_absolute", str(opts.get("factor_with_absolute", False))),
             Param("bootstrap_resamples", str(opts["bootstrap_resamples"])),
             Param("seed", str(opts["seed"]))])
         for name in ("report.html", "report.md", "summary.json"):
@@ -340,12 +345,12 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                    "sqlite:///mlflow.db in the working directory)")
     t = parser.add_argument_group("targets")
-    t.add_argument("--target-factor", type=float, default=1.4,
+    t.add_argument("--target-factor", type=float, default=None,
                    help="target = FACTOR x median final validation error of the workload's "
                    "Traditional runs (default 1.4)")
     t.add_argument("--target-error", type=float, nargs="+", default=None, metavar="ERROR",
-                   help="absolute validation-error targets (several allowed; replace the "
-                   "factor rule)")
+                   help="absolute validation-error targets (several allowed; they replace the "
+                   "factor rule unless --target-factor is given too)")
     o = parser.add_argument_group("output")
     o.add_argument("--out", default="sbbench-out/analysis",
                    help="directory for report.html, report.md, summary.json and figures/")
@@ -359,7 +364,9 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from_args(args: argparse.Namespace) -> AnalyzeOptions:
     return AnalyzeOptions(
         experiment=args.experiment, parent_run_id=args.parent_run, study=args.study,
-        target_factor=args.target_factor, target_errors=tuple(args.target_error or ()),
+        target_factor=DEFAULT_TARGET_FACTOR if args.target_factor is None else args.target_factor,
+        target_errors=tuple(args.target_error or ()),
+        factor_with_absolute=args.target_factor is not None and bool(args.target_error),
         out_dir=args.out, tracking_uri=args.tracking_uri, bootstrap_resamples=args.resamples,
         seed=args.seed, log_to_mlflow=not args.no_log)
 

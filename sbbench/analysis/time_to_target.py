@@ -47,21 +47,31 @@ class Crossing:
         return not self.reached
 
 
-def workload_targets(runs: list[RunRecord], factor: float,
-                     absolute: tuple[float, ...]) -> tuple[list[Target], str]:
-    """Targets of one workload and a note (empty when fine)."""
-    if absolute:
-        return [Target(i, float(v), "absolute") for i, v in enumerate(absolute)], ""
+def workload_targets(runs: list[RunRecord], factor: float, absolute: tuple[float, ...],
+                     factor_with_absolute: bool = False) -> tuple[list[Target], str]:
+    """Targets of one workload and a note (empty when fine).
+
+    Absolute targets replace the factor rule unless `factor_with_absolute`: then the factor
+    target comes first and the absolute ones follow (ANALYSIS.md: report two or three targets,
+    conclusions often flip with the threshold)."""
+    absolute_targets = [float(v) for v in absolute]
+    if absolute_targets and not factor_with_absolute:
+        return [Target(i, v, "absolute") for i, v in enumerate(absolute_targets)], ""
     finals = [r.final_val_error for r in runs
               if r.method == R.TRADITIONAL and r.outcome == R.OUTCOME_OK]
     finals = [f for f in finals if math.isfinite(f)]
     if not finals:
-        return [], ("no finished Traditional run: no default target (give absolute targets "
-                    "with --target-error)")
+        note = ("no finished Traditional run: no default target (give absolute targets "
+                "with --target-error)")
+        return [Target(i, v, "absolute") for i, v in enumerate(absolute_targets)], \
+            note if not absolute_targets else ""
     median = float(np.median(finals))
     rule = (f"{factor:g} x median final validation error of Traditional "
             f"({median:.4g}, n={len(finals)})")
-    return [Target(0, factor * median, rule)], ""
+    targets = [Target(0, factor * median, rule)]
+    targets += [Target(i + 1, v, "absolute") for i, v in enumerate(absolute_targets)
+                if not math.isclose(v, factor * median)]
+    return targets, ""
 
 
 def first_crossing(curve: pd.DataFrame, target: float) -> int | None:

@@ -64,21 +64,25 @@ def _analyze(result, spec, args: argparse.Namespace) -> None:
     """The analysis of this study's runs, when the analysis package is installed."""
     try:
         from sbbench.analysis import AnalyzeOptions, analyze
+        from sbbench.analysis.api import DEFAULT_TARGET_FACTOR
     except ImportError:
         print("(analysis not available in this installation: skipped)", file=sys.stderr)
         return
     out = args.out or f"sbbench-out/{result.study_name}"
-    factor = spec.objective.target_factor or 1.4  # the paper's rule unless the study says
+    # The paper's rule (or the study's own factor), plus the study's absolute target when it
+    # has one: conclusions often flip with the threshold (ANALYSIS.md).
+    objective = spec.objective
+    factor = objective.target_factor or DEFAULT_TARGET_FACTOR
+    targets = dict(target_factor=factor, factor_with_absolute=True,
+                   target_errors=(() if objective.target_error is None else (objective.target_error,)))
     if result.all_trials_under_parent:
         # The analysis run becomes one more child of the sweep's parent.
         options = AnalyzeOptions(experiment=None, parent_run_id=result.parent_run_id,
-                                 target_factor=factor, tracking_uri=result.tracking_uri,
-                                 out_dir=out)
+                                 tracking_uri=result.tracking_uri, out_dir=out, **targets)
     else:
         # Resumed under another `mlflow run` (a new parent): find the trials by study tag.
         options = AnalyzeOptions(experiment=result.experiment_name, study=result.study_name,
-                                 target_factor=factor, tracking_uri=result.tracking_uri,
-                                 out_dir=out)
+                                 tracking_uri=result.tracking_uri, out_dir=out, **targets)
     try:
         analysis = analyze(options)
     except Exception as err:  # the sweep's runs are safe; the analysis can be re-run alone

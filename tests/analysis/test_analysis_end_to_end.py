@@ -10,6 +10,7 @@ import pytest
 
 from sbbench.analysis import (AnalysisInputError, AnalyzeOptions, add_analyze_arguments,
                               analyze, run_analyze_command)
+from sbbench.analysis.api import options_from_args
 from sbbench.analysis.summary import REQUIRED_COMPARISON_KEYS
 
 WL_A = "mnist1d/mnist1d_cnn label_noise=0.0"
@@ -210,8 +211,12 @@ def parse(argv):
 
 def test_cli_defaults_and_command(synthetic_store, tmp_path, capsys):
     defaults = parse([])
-    assert defaults.resamples >= 9999 and defaults.target_factor == 1.4
+    assert defaults.resamples >= 9999 and options_from_args(defaults).target_factor == 1.4
     assert defaults.out == "sbbench-out/analysis" and defaults.target_error is None
+    # Absolute targets replace the factor rule, unless a factor is given as well.
+    assert not options_from_args(parse(["--target-error", "0.05"])).factor_with_absolute
+    both = options_from_args(parse(["--target-error", "0.05", "--target-factor", "2"]))
+    assert both.factor_with_absolute and both.target_factor == 2.0
     args = parse(["--tracking-uri", synthetic_store["uri"], "--out", str(tmp_path),
                   "--resamples", "199", "--no-log", "--study", "nope"])
     assert run_analyze_command(args) == 0

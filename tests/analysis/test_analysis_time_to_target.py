@@ -74,6 +74,18 @@ def test_default_target_is_factor_times_median_final_traditional_error():
     assert none == [] and "Traditional" in note
 
 
+def test_factor_target_with_absolute_ones_comes_first_and_is_not_repeated():
+    runs = [make_run("traditional", final_val=v, run_id=str(v)) for v in (0.01, 0.02, 0.04)]
+    both, note = workload_targets(runs, 1.4, (0.05, 0.028), factor_with_absolute=True)
+    assert note == ""
+    assert [t.value for t in both] == pytest.approx([0.028, 0.05])  # 0.028 only once
+    assert [t.index for t in both][0] == 0 and both[0].rule.startswith("1.4 x")
+    assert both[1].rule == "absolute"
+    # No Traditional run: the absolute targets still stand, without the factor one.
+    alone, note = workload_targets([make_run("sb")], 1.4, (0.05,), factor_with_absolute=True)
+    assert [t.value for t in alone] == [0.05] and note == ""
+
+
 def test_classify_outcomes():
     assert classify("FINISHED", {}) == R.OUTCOME_OK
     assert classify("FAILED", {R.TAG_FAILURE_KIND: "diverged"}) == R.OUTCOME_DIVERGED
