@@ -92,10 +92,11 @@ def check_tracking_reachable(uri: str) -> None:
 
 
 def get_client(uri: str):
-    import mlflow
+    """A client bound to `uri`. Never mlflow.set_tracking_uri: it also sets the process's
+    MLFLOW_TRACKING_URI, so one throwaway store (the benchmark's) would become every later
+    run's default."""
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri)
 
 

@@ -132,3 +132,38 @@ def test_ctrl_c_ends_killed(tiny, tracking_uri, monkeypatch):
     run = all_runs(tracking_uri)[0]
     assert run.info.status == "KILLED"
     assert run.data.tags["sbbench.failure_kind"] == "interrupted"
+
+
+def test_a_crashed_run_keeps_the_evaluations_before_the_crash(tiny, tracking_uri, monkeypatch):
+    """Evaluations are buffered between writes; the failure path still writes them all."""
+    from sbbench.train import loop
+
+    real_step, steps = loop.TrainingLoop.train_step, []
+
+    def crash_late(self, batch):
+        steps.append(1)
+        if len(steps) > 15:  # 4 steps per evaluation (200 examples at batch 50): the 16th
+            raise RuntimeError("simulated crash")  # step crashes before the 4th evaluation
+        real_step(self, batch)
+
+    monkeypatch.setattr(loop.TrainingLoop, "train_step", crash_late)
+    with pytest.raises(RuntimeError):
+        main(["train", *cli_args(tiny, method="traditional"), "--tracking-uri", tracking_uri,
+              "--no-progress"])
+    run = all_runs(tracking_uri)[0]
+    history = MlflowClient(tracking_uri=tracking_uri).get_metric_history(run.info.run_id,
+                                                                         "val_error")
+    assert run.info.status == "FAILED"
+    assert [m.step for m in history] == [200, 400, 600]  # every evaluation before the crash
+
+
+def test_an_explicit_tracking_uri_does_not_become_the_process_default(tiny, tracking_uri,
+                                                                      monkeypatch):
+    """A run logged to a store named on the command line leaves MLFLOW_TRACKING_URI alone
+    (mlflow.set_tracking_uri would set it, and the next run would follow it silently)."""
+    import os
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["train", *cli_args(tiny), "--tracking-uri", tracking_uri,
+                 "--no-progress"]) == 0
+    assert "MLFLOW_TRACKING_URI" not in os.environ
