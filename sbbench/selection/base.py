@@ -37,6 +37,9 @@ class SelectionSettings:
     history_size: int = 1024
     prime_epochs: int = 1
     partial_batch: str = "flush"  # or "carry"
+    # SB's bookkeeping: "auto" = compiled kernels on the CPU, torch operators elsewhere;
+    # "torch" = torch operators everywhere (the device path, runnable on the CPU for tests).
+    backend: str = "auto"
     staleness: int = 1
     kath_presample_ratio: int = 3
     kath_score: str = "gnorm"
@@ -72,6 +75,10 @@ class SelectionMethod:
 
     def end_epoch(self) -> list[BackwardBatch]:
         return []
+
+    def warm_up(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
+        """One-off preparation for batches like this one (compiling kernels), called before the
+        training clock starts; must not change any state that decisions depend on."""
 
     def after_backward(self, batch: BackwardBatch, losses: torch.Tensor,
                        logits: torch.Tensor) -> None:

@@ -5,9 +5,9 @@ leave the window) and a sorted copy (to rank new losses with `torch.searchsorted
 sorted copy is a vectorised merge, O(R + m log R) per batch of m losses, with no host-device
 synchronisation and no Python loop over the window.
 
-On the CPU the same algorithm runs on NumPy views of the tensors: a torch operator costs a few
-microseconds of dispatch, and SB's bookkeeping is a dozen tiny operators per batch, which made it
-3% of a training step with torch ops and well under 1% with NumPy (docs/performance.md).
+On the CPU the same merge runs in compiled kernels on NumPy arrays (`cpu_kernels`): a torch
+operator costs a few microseconds of dispatch, and SB's bookkeeping is a dozen tiny operators
+per batch, which made it 3% of a training step with torch ops (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
-FULL_SORT_MAX_CAPACITY = 4096  # values; above it the O(R + m log R) merge is cheaper
+from sbbench.selection import cpu_kernels
 
 
 class LossWindow:
@@ -77,9 +76,16 @@ class TorchLossWindow(LossWindow):
         self._next = (self._next + m) % self.capacity
 
     def add_and_rank(self, losses: torch.Tensor) -> torch.Tensor:
-        """Append a forward batch's losses, then rank them against the window (SPEC order)."""
+        """Append a forward batch's losses, then rank them against the window (SPEC order).
+
+        float64 fractions, as the compiled CPU kernel computes them: k / R in float32 can round
+        across a float32 threshold, and the two backends must decide alike."""
         self.add(losses)
-        return self.fraction_below(losses)
+        if self._size == 0:
+            return torch.zeros(losses.shape, dtype=torch.float64, device=self.device)
+        query = torch.nan_to_num(losses.detach().reshape(-1).float(), nan=float("inf"))
+        below = torch.searchsorted(self._sorted, query, side="left")
+        return below.double() * (1.0 / self._size)
 
     def fraction_below(self, losses: torch.Tensor) -> torch.Tensor:
         """Fraction of the window strictly below each loss (0 for an empty window)."""
@@ -91,88 +97,49 @@ class TorchLossWindow(LossWindow):
 
 
 class NumpyLossWindow(LossWindow):
-    """The same window on NumPy arrays, for CPU tensors (far less per-operator overhead)."""
+    """The same window on NumPy arrays updated in place by compiled kernels (`cpu_kernels`), for
+    CPU tensors. SB's fused CPU step (`select_step.FusedCpuStep`) updates these same arrays."""
 
     def __init__(self, capacity: int, device: torch.device | str = "cpu", backend: str = "auto"):
         super().__init__(capacity, device)
-        self._ring = np.empty(capacity, dtype=np.float32)
-        self._sorted = np.empty(0, dtype=np.float32)
+        self.ring = np.zeros(capacity, dtype=np.float32)
+        self.sorted_buffers = np.zeros((4, capacity), dtype=np.float32)  # see cpu_kernels
+        self.state = np.zeros(3, dtype=np.int64)  # [size, next ring position, sorted row]
+
+    def __len__(self) -> int:
+        return int(self.state[cpu_kernels.SIZE])
 
     def sorted_values(self) -> torch.Tensor:
-        return torch.from_numpy(self._sorted)
+        current = self.sorted_buffers[self.state[cpu_kernels.CURRENT]]
+        return torch.from_numpy(current[:len(self)].copy())
 
     def add(self, losses: torch.Tensor) -> None:
-        self._add_values(_as_numpy(losses))
+        cpu_kernels.window_add(self.ring, self.sorted_buffers, self.state, _as_numpy(losses))
 
     def add_and_rank(self, losses: torch.Tensor) -> np.ndarray:
-        """Append a forward batch's losses, then rank them against the window (SPEC order).
-
-        One tensor-to-NumPy conversion for both; the fractions come back as a float64 NumPy
-        array for the NumPy probability path."""
+        """Append a forward batch's losses, then rank them against the window (SPEC order);
+        the fractions come back as a float64 NumPy array."""
         values = _as_numpy(losses)
-        self._add_values(values)
-        if self._size == 0:  # an empty batch into an empty window
-            return np.zeros(values.shape)
-        return np.searchsorted(self._sorted, values, side="left") * (1.0 / self._size)
-
-    def _add_values(self, new: np.ndarray) -> None:
-        if new.size >= self.capacity:
-            new = new[-self.capacity:]
-            self._ring[:] = new
-            self._sorted = np.sort(new)
-            self._size, self._next = self.capacity, 0
-            return
-        m = new.size
-        if m == 0:
-            return
-        if self.capacity <= FULL_SORT_MAX_CAPACITY:
-            # Small windows: one contiguous write and one sort of <= 4,096 floats (~10 us)
-            # beat the half-dozen NumPy calls of the merge.
-            end = self._next + m
-            if end <= self.capacity:
-                self._ring[self._next:end] = new
-            else:
-                split = self.capacity - self._next
-                self._ring[self._next:] = new[:split]
-                self._ring[:end - self.capacity] = new[split:]
-            self._size = min(self.capacity, self._size + m)
-            self._next = end % self.capacity
-            held = self._ring if self._size == self.capacity else self._ring[:self._size]
-            self._sorted = np.sort(held)
-            return
-        positions = (self._next + np.arange(m)) % self.capacity
-        n_evict = max(0, self._size + m - self.capacity)
-        remaining = self._sorted
-        if n_evict:
-            evicted = np.sort(self._ring[positions[m - n_evict:]])
-            first_equal = np.searchsorted(remaining, evicted, side="left")
-            copy_index = np.arange(n_evict) - np.searchsorted(evicted, evicted, side="left")
-            remaining = np.delete(remaining, first_equal + copy_index)
-        self._ring[positions] = new
-        new_sorted = np.sort(new)
-        self._sorted = np.insert(remaining, np.searchsorted(remaining, new_sorted), new_sorted)
-        self._size = min(self.capacity, self._size + m)
-        self._next = (self._next + m) % self.capacity
+        cpu_kernels.window_add(self.ring, self.sorted_buffers, self.state, values)
+        return self._fraction_below(values)
 
     def fraction_below(self, losses: torch.Tensor) -> torch.Tensor:
-        if self._size == 0:
-            return torch.zeros(losses.shape, dtype=torch.float32)
-        below = np.searchsorted(self._sorted, _as_numpy(losses), side="left")
-        return torch.from_numpy((below / self._size).astype(np.float32)).reshape(losses.shape)
+        fractions = self._fraction_below(_as_numpy(losses))
+        return torch.from_numpy(fractions.astype(np.float32)).reshape(losses.shape)
+
+    def _fraction_below(self, values: np.ndarray) -> np.ndarray:
+        out = np.empty(values.shape[0], dtype=np.float64)
+        cpu_kernels.window_fraction_below(self.sorted_buffers, self.state, values, out)
+        return out
 
 
 def _as_numpy(losses: torch.Tensor) -> np.ndarray:
-    """A flat float32 NumPy copy of the losses with NaN as +inf (NaN ranks as the largest).
-
-    Two library calls in the common case (a CPU float32 tensor without grad): right after a
-    forward pass each distinct call costs 5-20 us on this CPU, so calls are what to save.
-    np.fmin returns its non-NaN argument: fmin(NaN, inf) = inf, fmin(x, inf) = x.
-    """
+    """A flat NumPy view (or copy) of the losses; the kernels store them as float32."""
     try:
         values = losses.numpy()
     except (RuntimeError, TypeError):  # requires grad, or lives on a device
         values = losses.detach().float().cpu().numpy()
-    return np.fmin(values.reshape(-1), np.inf, dtype=np.float32)
+    return values.reshape(-1)
 
 
 def _remove_values(sorted_values: torch.Tensor, evicted: torch.Tensor) -> torch.Tensor:

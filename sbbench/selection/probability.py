@@ -9,11 +9,11 @@ precomputed outright.
 
 Why blocks: right after a forward pass each distinct library call costs 5-20 us on this 2-core
 CPU (cold caches; 1-2 us in a tight loop), and SB makes one selection per forward batch. A
-forward batch now costs one comparison and one nonzero instead of a power, a clip, a random
-draw, a comparison and a nonzero (docs/performance.md).
+forward batch then costs one comparison against precomputed thresholds (inside the compiled
+kernel on the CPU) instead of a power, a clip, a random draw and a comparison.
 
-Everything works on NumPy arrays (the CPU path) and torch tensors (the device path) alike,
-using only operators both define (`**`, `.clip`, `<`, `-`).
+The formulas use only operators NumPy and torch both define (`**`, `.clip`, `<`, `-`); the
+tests check them on both.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 # Draws per block: 16,384 decisions (64 KiB of uniforms) serve ~128 forward batches of 128.
 DRAW_BLOCK = 16384
 ALWAYS = -1.0  # a threshold below every percentile (F >= 0): kept whatever the loss
+NEVER = 2.0    # a threshold above every percentile (F <= 1): dropped whatever the loss
 
 
 def sb_keep_thresholds(uniforms, beta: float, p_min: float = 0.0):
@@ -52,44 +53,50 @@ def random_keeps(uniforms, second_uniforms, beta: float, p_min: float = 0.0):
     return uniforms < probability
 
 
-def kept_positions(keep) -> torch.Tensor:
-    """The positions of the kept examples, in order. A NumPy mask gives CPU positions; a tensor
-    mask stays on its device, at one host synchronisation on CUDA (the number kept)."""
-    if isinstance(keep, np.ndarray):
-        return torch.from_numpy(np.flatnonzero(keep))
+def random_keep_thresholds(uniforms, second_uniforms, beta: float, p_min: float = 0.0):
+    """Random's decisions as thresholds: ALWAYS where kept, NEVER where dropped."""
+    return NEVER + (ALWAYS - NEVER) * random_keeps(uniforms, second_uniforms, beta, p_min)
+
+
+def kept_positions(keep: torch.Tensor) -> torch.Tensor:
+    """The positions of the kept examples, in order, on the mask's device (one host
+    synchronisation on CUDA: the number kept)."""
     return keep.nonzero().squeeze(1)
 
 
 class DrawStream:
     """Per-example draws made from one seeded generator, `block_size` at a time.
 
-    `per_block` turns `uniforms_per_draw` arrays of uniforms (each `block_size` long) into one
-    array of draws (thresholds, or keep decisions). Every uniform comes from the method's own
-    generator, in order, so the seed fixes every decision; NumPy arrays on the CPU, tensors on
-    other devices.
+    `per_block` turns `uniforms_per_draw` tensors of uniforms (each `block_size` long) into one
+    tensor of draws (thresholds). Every uniform comes from the method's own generator, in order,
+    so the seed fixes every decision. Blocks are computed with torch operators whatever the
+    backend, so both backends see bit-identical draws; `as_numpy` hands them out as float32
+    NumPy arrays (for the compiled CPU kernels: thresholds lie in [-2, -1] or [0, 1], where
+    float32 decides exactly as float64 against a percentile).
     """
 
     def __init__(self, generator: torch.Generator, device: torch.device | str,
                  per_block: Callable, uniforms_per_draw: int = 1,
-                 block_size: int = DRAW_BLOCK):
+                 block_size: int = DRAW_BLOCK, as_numpy: bool = False):
         if block_size < 1:
             raise ValueError(f"block_size={block_size}; allowed: an integer >= 1")
+        if as_numpy and torch.device(device).type != "cpu":
+            raise ValueError(f"as_numpy=True with device={device}; allowed: the CPU only")
         self.generator = generator
         self.device = torch.device(device)
         self.per_block = per_block
         self.uniforms_per_draw = uniforms_per_draw
         self.block_size = block_size
-        self._on_cpu = self.device.type == "cpu"
+        self.as_numpy = as_numpy
         self._block = self._draw(0)
         self._next = 0
 
     def _draw(self, n: int):
         uniforms = torch.rand(n * self.uniforms_per_draw, generator=self.generator,
                               device=self.device)
-        if self._on_cpu:
-            uniforms = uniforms.numpy()
-        return self.per_block(*(uniforms[i * n:(i + 1) * n]
-                                for i in range(self.uniforms_per_draw)))
+        block = self.per_block(*(uniforms[i * n:(i + 1) * n]
+                                 for i in range(self.uniforms_per_draw)))
+        return block.float().numpy() if self.as_numpy else block
 
     def take(self, n: int):
         """The next n draws."""
@@ -97,7 +104,7 @@ class DrawStream:
         if end > len(self._block):
             leftover = self._block[self._next:]
             fresh = self._draw(max(self.block_size, n - len(leftover)))
-            self._block = (np.concatenate((leftover, fresh)) if self._on_cpu
+            self._block = (np.concatenate((leftover, fresh)) if self.as_numpy
                            else torch.cat((leftover, fresh)))
             self._next, end = 0, n
         draws = self._block[self._next:end]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from sbbench.selection.backprop_queue import BackpropQueue
+from sbbench.selection.backprop_queue import BackpropQueue, CpuBackpropQueue
 from sbbench.selection.base import SelectionMethod, SelectionSettings
 from sbbench.selection.loss_window import LossWindow
-from sbbench.selection.probability import (DrawStream, kept_positions, random_keeps,
-                                           sb_keep_thresholds)
+from sbbench.selection.probability import DrawStream, random_keep_thresholds, sb_keep_thresholds
+from sbbench.selection.select_step import make_step, use_cpu_kernels
 from sbbench.selection.types import BackwardBatch, ScoreForward
 
 
@@ -24,15 +24,19 @@ class SelectiveBackprop(SelectionMethod):
 
     def __init__(self, settings: SelectionSettings):
         super().__init__(settings)
-        self.history = LossWindow(settings.history_size, self.device)
-        self.queue = BackpropQueue(settings.batch_size)
+        self.compiled = use_cpu_kernels(self.device, settings.backend)
+        self.history = LossWindow(settings.history_size, self.device,
+                                  backend="numpy" if self.compiled else "torch")
+        self.queue = (CpuBackpropQueue if self.compiled else BackpropQueue)(settings.batch_size)
+        self.step = make_step(self.history, self.queue)
         self.draws = self.make_draws()
 
     def make_draws(self) -> DrawStream:
         """One threshold on the percentile per example (see `probability`)."""
         beta, p_min = self.settings.beta, self.settings.p_min
         return DrawStream(self.generator, self.device,
-                          lambda uniforms: sb_keep_thresholds(uniforms, beta, p_min))
+                          lambda uniforms: sb_keep_thresholds(uniforms, beta, p_min),
+                          as_numpy=self.compiled)
 
     @property
     def priming(self) -> bool:
@@ -45,23 +49,16 @@ class SelectiveBackprop(SelectionMethod):
             # the forward batch differs from the backward batch.
             return self.queue.push(ids, x, y)
         losses = self.candidate_losses(ids, x, y, score_forward)
-        # The batch enters the window, then is ranked against it: one call, one conversion
-        # (NumPy arrays from here on on the CPU, device tensors elsewhere).
-        fraction_below = self.history.add_and_rank(losses)
-        # One set of kept positions (one host sync on CUDA) shared by the three gathers. The
-        # positions live where the decision was made: the method's device, which is where the
-        # loop keeps the data (NumPy decisions: CPU data).
-        kept = kept_positions(self.keep_mask(fraction_below))
-        return self.queue.push(ids.index_select(0, kept), x.index_select(0, kept),
-                               y.index_select(0, kept))
+        # Window update, percentile, keep decision (F > the draw's threshold) and queue: one
+        # compiled call on the CPU, torch operators elsewhere (`select_step`).
+        return self.step(losses, self.draws.take(int(ids.shape[0])), ids, x, y)
+
+    def warm_up(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.step.warm_up(ids, x, y)
 
     def candidate_losses(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                          score_forward: ScoreForward) -> torch.Tensor:
         return score_forward(ids, x, y).losses
-
-    def keep_mask(self, fraction_below):
-        """Kept iff U < max(p_min, F ** beta), as F > (the draw's threshold)."""
-        return fraction_below > self.draws.take(len(fraction_below))
 
     def end_epoch(self) -> list[BackwardBatch]:
         if self.settings.partial_batch == "carry":
@@ -80,12 +77,10 @@ class RandomSelection(SelectiveBackprop):
     name = "random"
 
     def make_draws(self) -> DrawStream:
-        """One keep decision per example from two uniforms: U < max(p_min, V ** beta)."""
+        """One keep decision per example from two uniforms, U < max(p_min, V ** beta), as a
+        threshold no percentile passes (dropped) or every percentile passes (kept). The window
+        is still updated, so Random pays SB's bookkeeping and differs only in what it keeps."""
         beta, p_min = self.settings.beta, self.settings.p_min
         return DrawStream(self.generator, self.device,
-                          lambda u, v: random_keeps(u, v, beta, p_min), uniforms_per_draw=2)
-
-    def keep_mask(self, fraction_below):
-        # Blind to the percentile; the window is still updated in `select`, so Random pays
-        # SB's bookkeeping too and differs from it only in which examples it keeps.
-        return self.draws.take(len(fraction_below))
+                          lambda u, v: random_keep_thresholds(u, v, beta, p_min),
+                          uniforms_per_draw=2, as_numpy=self.compiled)

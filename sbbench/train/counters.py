@@ -49,11 +49,13 @@ class PerExampleStats:
                    torch.zeros(num_train, dtype=torch.int64, device=device),
                    torch.full((num_train,), float("nan"), device=device))
 
+    # Losses come without grad (the selection forward runs under no_grad; the training step
+    # passes detached ones): no per-batch `detach` call on the hot path.
     def record_scored(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
-        self._pending.append((False, ids, losses.detach()))
+        self._pending.append((False, ids, losses))
 
     def record_backpropped(self, ids: torch.Tensor, losses: torch.Tensor) -> None:
-        self._pending.append((True, ids, losses.detach()))
+        self._pending.append((True, ids, losses))
 
     def flush(self) -> None:
         """Apply the queued records in order (later losses overwrite earlier ones)."""

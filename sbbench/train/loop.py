@@ -68,6 +68,8 @@ class TrainingLoop:
         # Data order gets its own stream, distinct from the method's selection stream.
         batcher_generator.manual_seed(config.seed * 2 + 1)
         self.batcher = TrainBatcher(data, method.candidates_per_forward, batcher_generator)
+        # Compiled selection kernels are compiled (or loaded from cache) here, not on the clock.
+        method.warm_up(*self.batcher.sample_batch())
 
     def add_evaluation_hook(self, hook: Callable[[dict[str, float]], None]) -> None:
         """Called after each evaluation is logged (sweeps report to pruners through it)."""

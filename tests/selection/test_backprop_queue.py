@@ -45,7 +45,10 @@ def test_queue_flush_and_sizes():
 
 
 class RecordingQueue:
-    """Wraps a method's queue: records the ids SB pushes (its kept examples), in order."""
+    """Wraps a method's queue: records the ids SB pushes (its kept examples), in order.
+
+    Only the torch backend pushes kept examples through `queue.push`; the compiled CPU step
+    makes the same decisions (tests/selection/test_select_backends.py)."""
 
     def __init__(self, method):
         self.pushed: list[int] = []
@@ -61,7 +64,8 @@ class RecordingQueue:
 def run_sb(partial_batch, epochs, forward_batch_size=None, method_name="sb", beta=2.0):
     losses = exponential_losses(997, seed=5)  # not a multiple of any batch size
     method = make(method_name, num_train=997, batch_size=16, beta=beta, history_size=256,
-                  partial_batch=partial_batch, forward_batch_size=forward_batch_size)
+                  partial_batch=partial_batch, forward_batch_size=forward_batch_size,
+                  backend="torch")
     recorder = RecordingQueue(method)
     driver = Driver(method, FakeScorer(losses))
     records, pushed_per_epoch = [], []

@@ -1,0 +1,180 @@
+"""Compiled CPU kernels for SB's per-forward-batch bookkeeping (numba, NumPy arrays in place).
+
+Why compiled: right after a forward pass, every distinct library call costs 5-20 us on a small
+CPU (cold instruction caches; 1-2 us in a tight loop). SB's bookkeeping written as NumPy calls
+(window update, sort, percentile, decision, nonzero, three gathers, queue) made about fifteen
+of them per forward batch, ~120 us, 4% of an SB epoch on the default workload. One compiled call
+does the whole step: docs/performance.md, step 7.
+
+Layouts shared with the Python wrappers (`loss_window.NumpyLossWindow`,
+`backprop_queue.CpuBackpropQueue`):
+- window: `ring` (capacity,) float32 in arrival order; `sorted_buffers` (4, capacity) float32:
+  rows 0 and 1 alternate between the window sorted and the target of the next merge, rows 2
+  and 3 are scratch for a batch's new and evicted values (nothing is allocated per batch);
+  `window_state` int64 [size, next ring position, current sorted row].
+- queue: `queue_ids`, `queue_x`, `queue_y` with one row per queued example (FIFO from row 0);
+  `queue_state` int64 [count].
+NaN ranks as the largest loss: it is stored and ranked as +inf.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+SIZE, NEXT, CURRENT = 0, 1, 2   # window_state fields
+COUNT = 0                       # queue_state field
+
+_jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+
+
+@_jit
+def _ranked(value):
+    """The float32 value a loss is stored and ranked as (NaN -> +inf)."""
+    if value != value:
+        return np.float32(np.inf)
+    return np.float32(value)
+
+
+@_jit
+def _count_below(sorted_values, size, value):
+    """Entries of sorted_values[:size] strictly below value (searchsorted, side='left')."""
+    low, high = 0, size
+    while low < high:
+        middle = (low + high) >> 1
+        if sorted_values[middle] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@_jit
+def window_add(ring, sorted_buffers, window_state, losses):
+    """Append losses in order, evicting the oldest beyond the capacity: O(R + m log m)."""
+    capacity = ring.shape[0]
+    m = losses.shape[0]
+    if m == 0:
+        return
+    if m >= capacity:
+        # Only the last `capacity` values stay.
+        for i in range(capacity):
+            ring[i] = _ranked(losses[m - capacity + i])
+        current = window_state[CURRENT]
+        sorted_buffers[current, :] = np.sort(ring)
+        window_state[SIZE] = capacity
+        window_state[NEXT] = 0
+        return
+    size, position, current = window_state[SIZE], window_state[NEXT], window_state[CURRENT]
+    # Scratch rows 2 and 3 (m < capacity here): no allocation per batch.
+    new_sorted = sorted_buffers[2, :m]
+    for t in range(m):
+        new_sorted[t] = _ranked(losses[t])
+    new_sorted.sort()
+    # Free slots are written first (from `position`), then the writes wrap onto the oldest
+    # values: the last n_evict writes evict.
+    n_evict = max(0, size + m - capacity)
+    evicted = sorted_buffers[3, :n_evict]
+    for k in range(n_evict):
+        slot = position + m - n_evict + k
+        if slot >= capacity:
+            slot -= capacity
+        evicted[k] = ring[slot]
+    evicted.sort()
+    for t in range(m):
+        ring[position] = _ranked(losses[t])
+        position += 1
+        if position == capacity:
+            position = 0
+    # One pass over the old sorted window: drop one copy of each evicted value (both are
+    # sorted, and every evicted value is in the window), merge the new ones in.
+    source, target = sorted_buffers[current], sorted_buffers[1 - current]
+    read = skipped = merged = written = 0
+    while read < size:
+        value = source[read]
+        read += 1
+        if skipped < n_evict and value == evicted[skipped]:
+            skipped += 1
+            continue
+        while merged < m and new_sorted[merged] < value:
+            target[written] = new_sorted[merged]
+            written += 1
+            merged += 1
+        target[written] = value
+        written += 1
+    while merged < m:
+        target[written] = new_sorted[merged]
+        written += 1
+        merged += 1
+    window_state[SIZE] = written
+    window_state[NEXT] = position
+    window_state[CURRENT] = 1 - current
+
+
+@_jit
+def window_fraction_below(sorted_buffers, window_state, losses, out):
+    """out[t] = fraction of the window strictly below losses[t] (0 for an empty window)."""
+    size = window_state[SIZE]
+    if size == 0:
+        out[:] = 0.0
+        return
+    current = sorted_buffers[window_state[CURRENT]]
+    scale = 1.0 / size
+    for t in range(losses.shape[0]):
+        out[t] = _count_below(current, size, _ranked(losses[t])) * scale
+
+
+@_jit
+def rank_select_enqueue(ring, sorted_buffers, window_state, losses, thresholds,
+                        ids, x, y, queue_ids, queue_x, queue_y, queue_state):
+    """SB's whole step for one forward batch; returns the number of examples queued, or -1
+    (and changes nothing) when the queue has fewer free rows than the batch has examples.
+
+    The batch enters the window, then each example is ranked against it (fraction strictly
+    below, F) and kept iff F > its threshold (`probability.sb_keep_thresholds`: the same event
+    as U < max(p_min, F ** beta)). Kept examples are appended to the queue in batch order.
+    """
+    count = queue_state[COUNT]
+    if count + losses.shape[0] > queue_ids.shape[0]:
+        return -1
+    window_add(ring, sorted_buffers, window_state, losses)
+    size = window_state[SIZE]
+    if size == 0:
+        return count
+    current = sorted_buffers[window_state[CURRENT]]
+    scale = 1.0 / size
+    for t in range(losses.shape[0]):
+        fraction_below = _count_below(current, size, _ranked(losses[t])) * scale
+        if fraction_below > thresholds[t]:
+            queue_ids[count] = ids[t]
+            queue_x[count] = x[t]
+            queue_y[count] = y[t]
+            count += 1
+    queue_state[COUNT] = count
+    return count
+
+
+@_jit
+def queue_append(queue_ids, queue_x, queue_y, queue_state, ids, x, y):
+    """Append every row (priming epochs, and pushes from outside the fused step)."""
+    count = queue_state[COUNT]
+    for t in range(ids.shape[0]):
+        queue_ids[count] = ids[t]
+        queue_x[count] = x[t]
+        queue_y[count] = y[t]
+        count += 1
+    queue_state[COUNT] = count
+    return count
+
+
+@_jit
+def queue_pop_front(queue_ids, queue_x, queue_y, queue_state, n):
+    """Copies of the first n queued rows; the rest moves to the front (FIFO)."""
+    count = queue_state[COUNT]
+    ids, x, y = queue_ids[:n].copy(), queue_x[:n].copy(), queue_y[:n].copy()
+    for i in range(count - n):  # forward copy: the target row is always before its source
+        queue_ids[i] = queue_ids[n + i]
+        queue_x[i] = queue_x[n + i]
+        queue_y[i] = queue_y[n + i]
+    queue_state[COUNT] = count - n
+    return ids, x, y
