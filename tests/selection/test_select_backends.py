@@ -88,3 +88,30 @@ def test_backend_choice():
     assert not use_cpu_kernels("cuda", "auto")
     with pytest.raises(ValueError, match="selection backend='numba'"):
         use_cpu_kernels("cpu", "numba")
+
+
+@pytest.mark.parametrize("method_name", ["sb", "stale_sb", "random"])
+@pytest.mark.parametrize("forward_batch_size", [None, 80])
+def test_warm_up_compiles_everything_a_run_calls(tiny, method_name, forward_batch_size):
+    """Kernels compile in the loop's constructor, not on the training clock: with compiling
+    switched off after it, a whole run (priming, selection, last partial batch, flush) finds
+    every signature it needs."""
+    from sbbench import tracking
+    from sbbench.config import RunConfig
+    from sbbench.selection import cpu_kernels
+    from sbbench.train.run import build_training
+
+    config = RunConfig.from_dict({**tiny, "method": method_name, "prime_epochs": 1,
+                                  "epochs": 3, "forward_batch_size": forward_batch_size})
+    loop = build_training(config, tracking.NullTracker(), torch.device("cpu"))
+    assert isinstance(loop.method.step, FusedCpuStep)
+    kernels = (cpu_kernels.rank_select_enqueue, cpu_kernels.queue_append,
+               cpu_kernels.queue_pop_front)
+    for kernel in kernels:
+        kernel.disable_compile()
+    try:
+        outcome = loop.run()
+    finally:
+        for kernel in kernels:
+            kernel.disable_compile(False)
+    assert 0 < outcome.final["total_examples_backpropped"] < outcome.final["total_examples_seen"]
