@@ -25,7 +25,7 @@ class BenchPlan:
     tracking_pairs: int = 3  # tracked / untracked run pairs, alternating order
 
 
-QUICK = BenchPlan(epochs=3, repeats=5, step_repeats=30, tracking_pairs=3)
+QUICK = BenchPlan(epochs=3, repeats=5, step_repeats=30, tracking_pairs=5)
 FULL = BenchPlan(epochs=6, repeats=7, step_repeats=100, tracking_pairs=5)
 
 
