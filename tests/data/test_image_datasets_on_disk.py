@@ -324,3 +324,40 @@ def test_train_batcher_without_augmentation_is_prepare_only(tmp_path, monkeypatc
     batcher = TrainBatcher(splits, batch_size=16, generator=torch.Generator().manual_seed(0))
     for ids, x, _ in batcher.epoch_batches():
         assert torch.equal(x, splits.prepare(splits.train_x[ids]))
+
+
+@pytest.mark.parametrize("method_name", ["sb", "stale_sb"])
+def test_augmented_image_batches_through_both_selection_backends(cifar10_splits, method_name):
+    """Prepared, augmented CIFAR batches (float32 N x 3 x 32 x 32) through SB's compiled CPU
+    step and its torch step: the same backward batches, image for image."""
+    from sbbench.selection import Scores, SelectionSettings, build_method
+
+    splits = cifar10_splits
+    per_example_loss = torch.rand(splits.num_train, generator=torch.Generator().manual_seed(1))
+
+    def score(ids, x, y):
+        return Scores(torch.zeros(len(ids), 10), per_example_loss[ids].clone())
+
+    def backward_batches(backend):
+        method = build_method(method_name, SelectionSettings(
+            batch_size=16, num_train=splits.num_train, prime_epochs=0, staleness=2,
+            history_size=64, backend=backend))
+        # Same seed: both backends see the same augmented images.
+        batcher = TrainBatcher(splits, batch_size=16, generator=torch.Generator().manual_seed(0))
+        method.warm_up(*batcher.sample_batch())
+        emitted = []
+        for epoch in range(3):  # StaleSB: refresh, stale, refresh
+            method.start_epoch(epoch)
+            for ids, x, y in batcher.epoch_batches():
+                for batch in method.select(ids, x, y, score):
+                    method.after_backward(batch, per_example_loss[batch.ids], None)
+                    emitted.append(batch)
+            emitted += method.end_epoch()
+        return emitted
+
+    compiled, reference = backward_batches("auto"), backward_batches("torch")
+    assert len(compiled) == len(reference) > 3
+    for a, b in zip(compiled, reference):
+        assert a.x.shape[1:] == (3, 32, 32) and a.x.dtype == torch.float32
+        assert torch.equal(a.ids, b.ids) and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
+        assert torch.equal(a.y, splits.train_y[a.ids])
