@@ -124,6 +124,15 @@ def window_fraction_below(sorted_buffers, window_state, losses, out):
         out[t] = _count_below(current, size, _ranked(losses[t])) * scale
 
 
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _copy_row(queue_ids, queue_x, queue_y, row, ids, x, y, t):
+    """Queue row `row` <- example t of (ids, x, y): one example travels with its input and
+    label wherever the queue copies it. Inlined into its callers at compile time."""
+    queue_ids[row] = ids[t]
+    queue_x[row] = x[t]
+    queue_y[row] = y[t]
+
+
 @_jit
 def rank_select_enqueue(ring, sorted_buffers, window_state, losses, thresholds,
                         ids, x, y, queue_ids, queue_x, queue_y, queue_state):
@@ -146,9 +155,7 @@ def rank_select_enqueue(ring, sorted_buffers, window_state, losses, thresholds,
     for t in range(losses.shape[0]):
         fraction_below = _count_below(current, size, _ranked(losses[t])) * scale
         if fraction_below > thresholds[t]:
-            queue_ids[count] = ids[t]
-            queue_x[count] = x[t]
-            queue_y[count] = y[t]
+            _copy_row(queue_ids, queue_x, queue_y, count, ids, x, y, t)
             count += 1
     queue_state[COUNT] = count
     return count
@@ -159,9 +166,7 @@ def queue_append(queue_ids, queue_x, queue_y, queue_state, ids, x, y):
     """Append every row (priming epochs, and pushes from outside the fused step)."""
     count = queue_state[COUNT]
     for t in range(ids.shape[0]):
-        queue_ids[count] = ids[t]
-        queue_x[count] = x[t]
-        queue_y[count] = y[t]
+        _copy_row(queue_ids, queue_x, queue_y, count, ids, x, y, t)
         count += 1
     queue_state[COUNT] = count
     return count
@@ -173,8 +178,6 @@ def queue_pop_front(queue_ids, queue_x, queue_y, queue_state, n):
     count = queue_state[COUNT]
     ids, x, y = queue_ids[:n].copy(), queue_x[:n].copy(), queue_y[:n].copy()
     for i in range(count - n):  # forward copy: the target row is always before its source
-        queue_ids[i] = queue_ids[n + i]
-        queue_x[i] = queue_x[n + i]
-        queue_y[i] = queue_y[n + i]
+        _copy_row(queue_ids, queue_x, queue_y, i, queue_ids, queue_x, queue_y, n + i)
     queue_state[COUNT] = count - n
     return ids, x, y
