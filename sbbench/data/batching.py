@@ -35,21 +35,28 @@ class TrainBatcher:
         throwaway generator for augmentation): for warm-ups, without touching the data order."""
         splits = self.splits
         ids = torch.arange(min(self.batch_size, splits.num_train), device=splits.train_x.device)
-        x = splits.train_x.index_select(0, ids)
-        if splits.prepare is not None:
-            x = splits.prepare(x)
-        if splits.augmenter is not None:
-            throwaway = torch.Generator(device=self.generator.device).manual_seed(0)
-            x = splits.augmenter(x, throwaway)
+        throwaway = torch.Generator(device=self.generator.device).manual_seed(0)
+        x = self._ready(splits.train_x.index_select(0, ids), throwaway)
         return ids, x, splits.train_y.index_select(0, ids)
 
-    def epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def epoch_order(self) -> torch.Tensor:
+        """The next epoch's candidate order (on the data's device): a fresh permutation, cut to
+        whole batches under drop_last. Draws from the batcher's generator."""
         splits = self.splits
-        device = splits.train_x.device
         order = torch.randperm(splits.num_train, generator=self.generator,
-                               device=self.generator.device).to(device)
-        b = self.batch_size
-        order = order[:len(self) * b]  # drop_last: no partial batch at the end
+                               device=self.generator.device).to(splits.train_x.device)
+        return order[:len(self) * self.batch_size]  # drop_last: no partial batch at the end
+
+    def epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        return self.batches(self.epoch_order())
+
+    def batches(self, order: torch.Tensor,
+                batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor,
+                                                                 torch.Tensor]]:
+        """(ids, x, y) for consecutive batches of `order` (of `batch_size`, default the
+        batcher's), x prepared and augmented."""
+        splits = self.splits
+        b = batch_size or self.batch_size
         # One gather per chunk of batches, cut into views: per batch, no library call at all
         # (each one costs 5-20 us right after a forward pass on a small CPU). index_select:
         # about half the cost of advanced indexing (x[ids]) on the CPU.
@@ -57,11 +64,16 @@ class TrainBatcher:
             xs = splits.train_x.index_select(0, chunk).split(b)
             ys = splits.train_y.index_select(0, chunk).split(b)
             for ids, x, y in zip(chunk.split(b), xs, ys):
-                if splits.prepare is not None:
-                    x = splits.prepare(x)
-                if splits.augmenter is not None:
-                    x = splits.augmenter(x, self.generator)
-                yield ids, x, y
+                yield ids, self._ready(x, self.generator), y
+
+    def _ready(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Prepared (e.g. uint8 -> normalised float) and augmented, on the data's device."""
+        splits = self.splits
+        if splits.prepare is not None:
+            x = splits.prepare(x)
+        if splits.augmenter is not None:
+            x = splits.augmenter(x, generator)
+        return x
 
 
 def eval_batches(x: torch.Tensor, y: torch.Tensor,

@@ -3,6 +3,7 @@
 The training loop drives a method like this, once per epoch:
 
     method.start_epoch(epoch)
+    (if method.plan_epoch(order) returns a plan, the epoch follows it instead; see EpochPlan)
     for ids, x, y in forward batches of `method.candidates_per_forward` examples:
         for batch in method.select(ids, x, y, score_forward):
             train on batch; method.after_backward(batch, per_example_losses, logits)
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sbbench.selection.types import BackwardBatch, ScoreForward
+from sbbench.selection.types import BackwardBatch, EpochPlan, ScoreForward
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,13 @@ class SelectionMethod:
 
     def end_epoch(self) -> list[BackwardBatch]:
         return []
+
+    def plan_epoch(self, order: torch.Tensor) -> EpochPlan | None:
+        """Decide the whole epoch now, from its candidate order alone, when no decision needs a
+        forward pass: the loop then loads and trains only the kept examples. None (the default):
+        the loop calls `select` forward batch by forward batch and `end_epoch` after the last.
+        Called after `start_epoch`."""
+        return None
 
     def warm_up(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         """One-off preparation for batches like this one (compiling kernels), called before the

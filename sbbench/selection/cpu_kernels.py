@@ -125,6 +125,13 @@ def window_fraction_below(sorted_buffers, window_state, losses, out):
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _kept(sorted_window, size, scale, loss, threshold):
+    """SB's keep decision: the fraction of the window strictly below the loss, F, exceeds the
+    example's threshold (`probability.sb_keep_thresholds`: the event U < max(p_min, F ** beta))."""
+    return _count_below(sorted_window, size, _ranked(loss)) * scale > threshold
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
 def _copy_row(queue_ids, queue_x, queue_y, row, ids, x, y, t):
     """Queue row `row` <- example t of (ids, x, y): one example travels with its input and
     label wherever the queue copies it. Inlined into its callers at compile time."""
@@ -153,12 +160,31 @@ def rank_select_enqueue(ring, sorted_buffers, window_state, losses, thresholds,
     current = sorted_buffers[window_state[CURRENT]]
     scale = 1.0 / size
     for t in range(losses.shape[0]):
-        fraction_below = _count_below(current, size, _ranked(losses[t])) * scale
-        if fraction_below > thresholds[t]:
+        if _kept(current, size, scale, losses[t], thresholds[t]):
             _copy_row(queue_ids, queue_x, queue_y, count, ids, x, y, t)
             count += 1
     queue_state[COUNT] = count
     return count
+
+
+@_jit
+def plan_kept(ring, sorted_buffers, window_state, losses, thresholds, forward_batch, kept):
+    """A whole epoch of SB decisions from losses known in advance (StaleSB's stale epochs):
+    forward batch by forward batch, exactly as `rank_select_enqueue` would decide them (the
+    batch enters the window, then each example is ranked against it). Writes the kept
+    positions to kept[:n] in order and returns n."""
+    n_kept = 0
+    for start in range(0, losses.shape[0], forward_batch):
+        end = min(start + forward_batch, losses.shape[0])
+        window_add(ring, sorted_buffers, window_state, losses[start:end])
+        size = window_state[SIZE]
+        current = sorted_buffers[window_state[CURRENT]]
+        scale = 1.0 / size
+        for t in range(start, end):
+            if _kept(current, size, scale, losses[t], thresholds[t]):
+                kept[n_kept] = t
+                n_kept += 1
+    return n_kept
 
 
 @_jit

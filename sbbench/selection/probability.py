@@ -99,13 +99,16 @@ class DrawStream:
         return block.float().numpy() if self.as_numpy else block
 
     def take(self, n: int):
-        """The next n draws."""
+        """The next n draws. Always whole blocks of `block_size`, in order: a take of n hands
+        out the same draws as any sequence of smaller takes adding up to n."""
         end = self._next + n
         if end > len(self._block):
-            leftover = self._block[self._next:]
-            fresh = self._draw(max(self.block_size, n - len(leftover)))
-            self._block = (np.concatenate((leftover, fresh)) if self.as_numpy
-                           else torch.cat((leftover, fresh)))
+            pieces = [self._block[self._next:]]
+            available = len(pieces[0])
+            while available < n:
+                pieces.append(self._draw(self.block_size))
+                available += self.block_size
+            self._block = np.concatenate(pieces) if self.as_numpy else torch.cat(pieces)
             self._next, end = 0, n
         draws = self._block[self._next:end]
         self._next = end

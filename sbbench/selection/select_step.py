@@ -44,6 +44,16 @@ class DeviceStep:
         return self.queue.push(ids.index_select(0, kept), x.index_select(0, kept),
                                y.index_select(0, kept))
 
+    def plan(self, losses: torch.Tensor, thresholds, forward_batch: int) -> torch.Tensor:
+        """Positions kept among losses known in advance, decided forward batch by forward
+        batch as `__call__` would (the window is updated the same way); nothing is queued."""
+        keep = [self.history.add_and_rank(losses[start:start + forward_batch])
+                > thresholds[start:start + forward_batch]
+                for start in range(0, int(losses.shape[0]), forward_batch)]
+        if not keep:
+            return torch.empty(0, dtype=torch.int64, device=losses.device)
+        return kept_positions(torch.cat(keep))  # one host sync on CUDA for the whole epoch
+
     def warm_up(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         """Nothing to compile."""
 
@@ -68,12 +78,23 @@ class FusedCpuStep:
                                                     queue.state)
         return queue.pop_full(count) if count >= queue.batch_size else []
 
+    def plan(self, losses: torch.Tensor, thresholds: np.ndarray,
+             forward_batch: int) -> torch.Tensor:
+        """Positions kept among losses known in advance: one compiled call for all of them,
+        deciding forward batch by forward batch as `__call__` would; nothing is queued."""
+        kept = np.empty(int(losses.shape[0]), dtype=np.int64)
+        history = self.history
+        n_kept = cpu_kernels.plan_kept(history.ring, history.sorted_buffers, history.state,
+                                       losses.numpy(), thresholds, forward_batch, kept)
+        return torch.from_numpy(kept[:n_kept])
+
     def warm_up(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:
         """Compile (or load from numba's cache) the kernels for these dtypes and shapes, on a
         throwaway window and queue: outside the training clock, and no state is touched."""
         n = int(ids.shape[0])
         scratch = FusedCpuStep(NumpyLossWindow(max(2, n)), CpuBackpropQueue(max(1, n)))
         losses = torch.zeros(n)
+        scratch.plan(losses, np.zeros(n, dtype=np.float32), n)
         scratch(losses, np.full(n, -1.0, dtype=np.float32), ids, x, y)  # keeps all: one batch
         scratch.queue.push(ids, x, y)
         scratch.queue.push(ids[:1], x[:1], y[:1])

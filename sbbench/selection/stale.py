@@ -6,7 +6,7 @@ import torch
 
 from sbbench.selection.base import SelectionSettings
 from sbbench.selection.selective_backprop import SelectiveBackprop
-from sbbench.selection.types import BackwardBatch, ScoreForward
+from sbbench.selection.types import BackwardBatch, EpochPlan, ScoreForward
 
 
 class StaleSelectiveBackprop(SelectiveBackprop):
@@ -17,6 +17,10 @@ class StaleSelectiveBackprop(SelectiveBackprop):
     cached loss, which also enters the history. A backward pass overwrites the cached loss of the
     examples it trained on. Unlike the original research code, stale epochs forward nothing, pair
     each cached loss with its own example, and are not capped in backward steps.
+
+    A stale epoch is decided whole before it starts (`plan_epoch`): one pass over the cached
+    losses in candidate order, forward batch by forward batch, makes exactly the decisions the
+    batch-by-batch path makes, and the loop loads only the kept examples.
     """
 
     name = "stale_sb"
@@ -42,8 +46,25 @@ class StaleSelectiveBackprop(SelectiveBackprop):
             losses = score_forward(ids, x, y).losses
             self.cached_loss.index_copy_(0, ids, losses.float())
             return losses
-        self.selection_forwards_skipped += len(ids)
+        self._skip_forwards(len(ids))
         return self.cached_loss.index_select(0, ids)
+
+    def plan_epoch(self, order: torch.Tensor) -> EpochPlan | None:
+        """A stale epoch, decided now. Exact under partial_batch=flush: the queue starts the
+        epoch empty and each example is a candidate once, so the backward passes of this epoch
+        only rewrite cached losses that have already been read. (Under carry, examples queued
+        last epoch are trained, and their losses rewritten, before they come up again.)"""
+        if self.priming or self.refresh_epoch or self.settings.partial_batch == "carry" \
+                or len(self.queue):
+            return None
+        n, forward_batch = int(order.shape[0]), self.candidates_per_forward
+        kept = self.step.plan(self.cached_loss.index_select(0, order), self.draws.take(n),
+                              forward_batch)
+        return EpochPlan.from_kept(order, kept, forward_batch, self.settings.batch_size,
+                                   on_candidates=self._skip_forwards)
+
+    def _skip_forwards(self, candidates: int) -> None:
+        self.selection_forwards_skipped += candidates
 
     def after_backward(self, batch: BackwardBatch, losses: torch.Tensor,
                        logits: torch.Tensor) -> None:

@@ -177,6 +177,24 @@ class TrainingLoop:
                 hook(metrics)
         return metrics
 
+    def _epoch_schedule(self, order: torch.Tensor):
+        """An epoch as (per forward batch: its candidates and the backward batches to train
+        after it, lazily; then a callable giving the epoch's last batches).
+
+        Batch by batch, a method selects among each loaded forward batch. When it can decide the
+        whole epoch from the order alone (`plan_epoch`: StaleSB's stale epochs), only the kept
+        examples are loaded, in backward batches, each trained at the same point of the epoch.
+        """
+        plan = self.method.plan_epoch(order)
+        if plan is None:
+            selected = ((int(ids.shape[0]), self.method.select(ids, x, y, self.score_forward))
+                        for ids, x, y in self.batcher.batches(order))
+            return selected, self.method.end_epoch
+        kept = self.batcher.batches(plan.kept_ids, plan.batch_size)
+        planned = ((candidates, [BackwardBatch(*next(kept)) for _ in range(full)])
+                   for candidates, full in plan.forward_batches())
+        return planned, lambda: [BackwardBatch(*rest) for rest in kept]  # the partial last
+
     # -- the run --------------------------------------------------------------------------------
 
     def _budget_left(self) -> bool:
@@ -206,13 +224,14 @@ class TrainingLoop:
         while not stop and self._budget_left():
             self.method.start_epoch(epoch)
             last_batch = len(self.batcher) - 1
-            for index, (ids, x, y) in enumerate(self.batcher.epoch_batches()):
-                for batch in self.method.select(ids, x, y, self.score_forward):
+            forward_batches, end_of_epoch = self._epoch_schedule(self.batcher.epoch_order())
+            for index, (candidates, batches) in enumerate(forward_batches):
+                for batch in batches:
                     self.train_step(batch)
-                self.counters.examples_seen += int(ids.shape[0])
+                self.counters.examples_seen += candidates
                 if index == last_batch:
                     # Flush before evaluating, so an evaluation on the epoch boundary sees it.
-                    for batch in self.method.end_epoch():
+                    for batch in end_of_epoch():
                         self.train_step(batch)
                     self.counters.epochs_completed += 1
                 if self.eval_schedule.due(self.counters.examples_seen):

@@ -46,3 +46,27 @@ def test_bf16_autocast_training_run(tiny):
     total = sum(phases[k] for k in ("time_forward_select_s", "time_forward_train_s",
                                     "time_backward_s", "time_other_s"))
     assert total == pytest.approx(phases["train_time_s"], rel=1e-6)
+
+
+def test_stale_sb_decides_a_stale_epoch_with_two_syncs():
+    """Batch by batch a stale epoch would sync once per forward batch (79 here); planned whole,
+    twice in all (the positions kept, then their per-batch counts on the host)."""
+    device = torch.device("cuda")
+    method = build_method("stale_sb", SelectionSettings(batch_size=128, num_train=10_000,
+                                                        device="cuda", prime_epochs=0,
+                                                        staleness=2))
+    method.cached_loss = torch.rand(10_000, device=device)
+    method.start_epoch(1)
+    order = torch.randperm(10_000, device=device)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            plan = method.plan_epoch(order)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    assert len(syncs) <= 2, [str(w.message) for w in syncs]
+    assert plan is not None and plan.kept_ids.device.type == "cuda"
+    assert len(plan.candidates) == 79 and 0 < plan.kept_ids.numel() < 10_000

@@ -76,6 +76,7 @@ class Epoch:
     end_batches: list[BackwardBatch] = field(default_factory=list)
     scorer_calls: int = 0
     scored_examples: int = 0
+    planned: bool = False  # decided whole by `plan_epoch`
 
     @property
     def batches(self) -> list[BackwardBatch]:
@@ -95,8 +96,12 @@ class Driver:
     """
 
     def __init__(self, method, scorer: FakeScorer, train_losses: torch.Tensor | None = None,
-                 order_seed: int | None = 1234, forward_batch: int | None = None):
+                 order_seed: int | None = 1234, forward_batch: int | None = None,
+                 use_plans: bool = True):
         self.method = method
+        # False: never ask for an epoch plan, so every epoch goes batch by batch (the reference
+        # that planned epochs must match).
+        self.use_plans = use_plans
         self.scorer = scorer
         self.train_losses = scorer.losses if train_losses is None else train_losses
         self.num_train = method.settings.num_train
@@ -116,18 +121,36 @@ class Driver:
         self.method.after_backward(batch, losses,
                                    logits_matching(losses, batch.y, self.scorer.num_classes))
 
+    def follow(self, plan, record: Epoch) -> None:
+        """A planned epoch as the loop runs it: after each forward batch, the backward batches it
+        completes (cut from the kept ids in order); after the last, the partial rest."""
+        kept, used = plan.kept_ids, 0
+        for _, full in plan.forward_batches():
+            for _ in range(full):
+                ids = kept[used:used + plan.batch_size]
+                used += plan.batch_size
+                record.select_batches.append(BackwardBatch(ids, *inputs(ids)))
+                self.train(record.select_batches[-1])
+        if used < kept.shape[0]:
+            record.end_batches.append(BackwardBatch(kept[used:], *inputs(kept[used:])))
+            self.train(record.end_batches[-1])
+
     def run_epoch(self, epoch: int, order: torch.Tensor | None = None) -> Epoch:
         order = self.next_order() if order is None else order
         record = Epoch(order=order)
         calls_before, examples_before = len(self.scorer.calls), self.scorer.examples
         self.method.start_epoch(epoch)
-        for start in range(0, order.shape[0], self.forward_batch):
+        plan = self.method.plan_epoch(order) if self.use_plans else None
+        record.planned = plan is not None
+        if plan is not None:
+            self.follow(plan, record)
+        for start in range(0, order.shape[0] if plan is None else 0, self.forward_batch):
             ids = order[start:start + self.forward_batch]
             x, y = inputs(ids, self.scorer.num_classes)
             for batch in self.method.select(ids, x, y, self.scorer):
                 record.select_batches.append(batch)
                 self.train(batch)
-        for batch in self.method.end_epoch():
+        for batch in self.method.end_epoch() if plan is None else []:
             record.end_batches.append(batch)
             self.train(batch)
         record.scorer_calls = len(self.scorer.calls) - calls_before

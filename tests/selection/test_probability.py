@@ -98,3 +98,18 @@ def test_draw_stream_applies_the_block_transform_to_its_own_generator_only():
     assert not np.array_equal(first[:, 0], first[:, 1])  # two independent uniforms per draw
     with pytest.raises(ValueError, match="block_size"):
         DrawStream(torch.Generator(), "cpu", lambda u: u, block_size=0)
+
+
+@pytest.mark.parametrize("uniforms_per_draw", [1, 2])
+def test_one_large_take_hands_out_what_smaller_takes_would(uniforms_per_draw):
+    """StaleSB takes a whole epoch's draws at once: they must be the draws its forward batches
+    would have taken one by one (blocks are always drawn whole, in order)."""
+    def stream():
+        return DrawStream(torch.Generator().manual_seed(8), "cpu",
+                          lambda *u: sum(u[1:], u[0] * 10), uniforms_per_draw,
+                          block_size=16, as_numpy=True)
+
+    pieces, whole = stream(), stream()
+    small = np.concatenate([pieces.take(n) for n in (7, 30, 63, 5)])
+    large = np.concatenate([whole.take(100), whole.take(5)])
+    assert np.array_equal(small, large)

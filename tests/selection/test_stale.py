@@ -1,5 +1,6 @@
 """StaleSB: refresh schedule, no selection forward on stale epochs, the cached-loss bookkeeping."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -132,3 +133,77 @@ def test_staleness_one_is_plain_sb():
 def test_staleness_must_be_at_least_one(staleness):
     with pytest.raises(ValueError, match="staleness"):
         make("stale_sb", staleness=staleness)
+
+
+def batches_with_and_without_plans(backend, epochs=6, num_train=997, **settings):
+    """The same StaleSB run twice: stale epochs planned whole, and all batch by batch."""
+    losses = exponential_losses(num_train, seed=11)
+    losses[::7] = 1.0  # ties across the window
+    runs = {}
+    for use_plans in (True, False):
+        method = make("stale_sb", num_train=num_train, backend=backend, **settings)
+        driver = Driver(method, FakeScorer(losses),
+                        train_losses=exponential_losses(num_train, seed=12),
+                        use_plans=use_plans)
+        skipped = []
+        records = []
+        for epoch in range(epochs):
+            records.append(driver.run_epoch(epoch))
+            skipped.append(method.selection_forwards_skipped)
+        runs[use_plans] = (method, records, skipped)
+    return runs[True], runs[False]
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+@pytest.mark.parametrize("settings", [
+    {"staleness": 3, "prime_epochs": 1},
+    {"staleness": 2, "forward_batch_size": 40, "history_size": 100},  # 2.5 backward per forward
+    {"staleness": 4, "forward_batch_size": 7, "history_size": 5000},  # window never full
+    {"staleness": 2, "beta": 1.0, "p_min": 0.3, "batch_size": 5},
+])
+def test_planned_stale_epochs_make_the_batch_by_batch_decisions(backend, settings):
+    (planned, planned_records, planned_skips), (reference, reference_records, reference_skips) \
+        = batches_with_and_without_plans(backend, **settings)
+
+    def batches(records):
+        return [[(b.ids.tolist(), b.x[:, 0].tolist(), b.y.tolist()) for b in r.select_batches]
+                + [None] + [b.ids.tolist() for b in r.end_batches] for r in records]
+
+    assert batches(planned_records) == batches(reference_records)
+    stale = [r.planned for r in planned_records]
+    prime, staleness = settings.get("prime_epochs", 0), settings["staleness"]
+    assert stale == [e >= prime and (e - prime) % staleness != 0 for e in range(6)]
+    assert any(stale) and not any(r.planned for r in reference_records)
+    assert all(r.scorer_calls == 0 for r, s in zip(planned_records, stale) if s)
+    assert planned_skips == reference_skips
+    assert torch.equal(planned.cached_loss, reference.cached_loss)
+    assert torch.equal(planned.history.sorted_values(), reference.history.sorted_values())
+    # Every backward batch but an epoch's last holds exactly batch_size examples.
+    size = planned.settings.batch_size
+    assert all(len(b) == size for r in planned_records for b in r.select_batches)
+    # And the draws after it are the same too (the plan took whole blocks, in order).
+    assert np.array_equal(np.asarray(planned.draws.take(50)), np.asarray(reference.draws.take(50)))
+
+
+def test_carry_and_refresh_epochs_are_not_planned():
+    method = make("stale_sb", num_train=N, staleness=2, partial_batch="carry")
+    driver = Driver(method, FakeScorer(exponential_losses(N, seed=13)))
+    records = [driver.run_epoch(epoch) for epoch in range(4)]
+    assert not any(r.planned for r in records)
+    assert [r.scorer_calls > 0 for r in records] == [True, False, True, False]
+
+
+def test_plan_marks_each_forward_batch_in_the_candidate_stream():
+    """The skipped-forward counter advances with each forward batch the loop reaches."""
+    method = make("stale_sb", num_train=100, staleness=2, forward_batch_size=30)
+    Driver(method, FakeScorer(exponential_losses(100, seed=14))).run_epoch(0)
+    method.start_epoch(1)
+    plan = method.plan_epoch(torch.randperm(100, generator=torch.Generator().manual_seed(0)))
+    assert plan.candidates == [30, 30, 30, 10]
+    assert method.selection_forwards_skipped == 0
+    seen = []
+    for candidates, full in plan.forward_batches():
+        seen.append(method.selection_forwards_skipped)
+    assert seen == [30, 60, 90, 100]  # counted as each forward batch is reached
+    kept = plan.kept_ids.numel()
+    assert sum(plan.full_batches_after) == kept // 16 and 0 < kept < 100

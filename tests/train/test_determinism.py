@@ -109,3 +109,37 @@ def test_learning_rate_schedule_by_examples():
     assert schedule.lr_at(59_999) == 0.1
     assert schedule.lr_at(60_000) == pytest.approx(0.02)
     assert schedule.lr_at(160_000) == pytest.approx(0.1 * 0.2 ** 3)
+
+
+@pytest.mark.parametrize("forward_batch_size", [None, 120])
+def test_planned_stale_epochs_train_exactly_what_batch_by_batch_trains(tiny, monkeypatch,
+                                                                       forward_batch_size):
+    """StaleSB's stale epochs load and train only the kept examples (decided up front); the
+    run must match, evaluation for evaluation, the run that decides them batch by batch."""
+    from sbbench.selection.stale import StaleSelectiveBackprop
+
+    config = RunConfig.from_dict({**tiny, "method": "stale_sb", "epochs": 5, "staleness": 2,
+                                  "forward_batch_size": forward_batch_size, "seed": 3})
+    plans = []
+    original = StaleSelectiveBackprop.plan_epoch
+
+    def recording(self, order):
+        plan = original(self, order)
+        plans.append(plan is not None)
+        return plan
+
+    monkeypatch.setattr(StaleSelectiveBackprop, "plan_epoch", recording)
+    planned = train_untracked(config)
+    assert plans == [False, False, True, False, True]  # priming, refresh, stale, ...
+    monkeypatch.setattr(StaleSelectiveBackprop, "plan_epoch", lambda self, order: None)
+    batch_by_batch = train_untracked(config)
+    assert len(planned.curve) == 5 * 3  # evaluations inside epochs too
+    assert untimed(planned.curve) == untimed(batch_by_batch.curve)
+    assert torch.equal(planned.per_example.times_backpropped,
+                       batch_by_batch.per_example.times_backpropped)
+    assert planned.final["total_selection_forwards_skipped"] == 2 * 600
+    # Mid-epoch evaluations count the candidates reached so far, not the whole planned epoch.
+    stale_epoch = planned.curve[6:9]  # epoch 2 starts after 2 x 600 examples seen
+    assert [p["selection_forwards_skipped"] for p in stale_epoch] == \
+        [p["examples_seen"] - 1200 for p in stale_epoch]
+    assert stale_epoch[0]["selection_forwards_skipped"] < 600
