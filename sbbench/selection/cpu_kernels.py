@@ -8,10 +8,11 @@ does the whole step: docs/performance.md, step 7.
 
 Layouts shared with the Python wrappers (`loss_window.NumpyLossWindow`,
 `backprop_queue.CpuBackpropQueue`):
-- window: `ring` (capacity,) float32 in arrival order; `sorted_buffers` (4, capacity) float32:
+- window: `ring` (capacity,) float32 in arrival order; `sorted_buffers` (5, capacity) float32:
   rows 0 and 1 alternate between the window sorted and the target of the next merge, rows 2
-  and 3 are scratch for a batch's new and evicted values (nothing is allocated per batch);
-  `window_state` int64 [size, next ring position, current sorted row].
+  and 3 are scratch for a batch's new and evicted values, row 4 the radix sort's second buffer
+  (nothing is allocated per batch); `window_state` int64 [size, next ring position, current
+  sorted row, then the radix sort's 256 counters].
 - queue: `queue_ids`, `queue_x`, `queue_y` with one row per queued example (FIFO from row 0);
   `queue_state` int64 [count].
 NaN ranks as the largest loss: it is stored and ranked as +inf.
@@ -24,6 +25,12 @@ import numpy as np
 
 SIZE, NEXT, CURRENT = 0, 1, 2   # window_state fields
 COUNT = 0                       # queue_state field
+SORTED_ROWS = 5                 # sorted_buffers rows: see the module docstring
+RADIX_BUCKETS = 256             # one byte of a float32 key per radix pass
+WINDOW_STATE_LENGTH = 3 + RADIX_BUCKETS   # the three fields, then the radix sort's counters
+# Below this many values an insertion sort beats the radix sort's fixed cost (4 passes over
+# 256 counters); above it the radix sort is ~3x faster than np.sort on 128 losses.
+SMALL_SORT = 32
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
 
@@ -50,6 +57,51 @@ def _count_below(sorted_values, size, value):
 
 
 @_jit
+def _sort_in_place(values, spare, counters):
+    """Sort float32 values (no NaN) in place; `spare` is scratch of at least their length and
+    `counters` of RADIX_BUCKETS. Equal values compare equal whatever their order, so any
+    correct sort gives the window the same contents."""
+    n = values.shape[0]
+    if n <= SMALL_SORT:
+        for i in range(1, n):
+            value, j = values[i], i
+            while j > 0 and values[j - 1] > value:
+                values[j] = values[j - 1]
+                j -= 1
+            values[j] = value
+        return
+    # LSD radix sort on the bits, mapped so that unsigned order is float order: flip every bit
+    # of a negative number, only the sign bit of a positive one.
+    keys, other = values.view(np.uint32), spare[:n].view(np.uint32)
+    sign = np.uint32(0x80000000)
+    for i in range(n):
+        key = keys[i]
+        keys[i] = ~key if key & sign else key | sign
+    source, target, in_spare = keys, other, False
+    for shift in range(0, 32, 8):
+        counters[:] = 0
+        for i in range(n):
+            counters[(source[i] >> shift) & 0xFF] += 1
+        if counters[(source[0] >> shift) & 0xFF] == n:
+            continue  # every key has this byte (the exponent byte of similar losses): no-op
+        total = 0
+        for digit in range(RADIX_BUCKETS):
+            count = counters[digit]
+            counters[digit] = total
+            total += count
+        for i in range(n):
+            digit = (source[i] >> shift) & 0xFF
+            target[counters[digit]] = source[i]
+            counters[digit] += 1
+        source, target, in_spare = target, source, not in_spare
+    if in_spare:
+        keys[:] = other
+    for i in range(n):
+        key = keys[i]
+        keys[i] = key ^ sign if key & sign else ~key
+
+
+@_jit
 def window_add(ring, sorted_buffers, window_state, losses):
     """Append losses in order, evicting the oldest beyond the capacity: O(R + m log m)."""
     capacity = ring.shape[0]
@@ -68,9 +120,10 @@ def window_add(ring, sorted_buffers, window_state, losses):
     size, position, current = window_state[SIZE], window_state[NEXT], window_state[CURRENT]
     # Scratch rows 2 and 3 (m < capacity here): no allocation per batch.
     new_sorted = sorted_buffers[2, :m]
+    spare, counters = sorted_buffers[4], window_state[3:]
     for t in range(m):
         new_sorted[t] = _ranked(losses[t])
-    new_sorted.sort()
+    _sort_in_place(new_sorted, spare, counters)
     # Free slots are written first (from `position`), then the writes wrap onto the oldest
     # values: the last n_evict writes evict.
     n_evict = max(0, size + m - capacity)
@@ -80,7 +133,7 @@ def window_add(ring, sorted_buffers, window_state, losses):
         if slot >= capacity:
             slot -= capacity
         evicted[k] = ring[slot]
-    evicted.sort()
+    _sort_in_place(evicted, spare, counters)
     for t in range(m):
         ring[position] = _ranked(losses[t])
         position += 1

@@ -103,8 +103,9 @@ class NumpyLossWindow(LossWindow):
     def __init__(self, capacity: int, device: torch.device | str = "cpu", backend: str = "auto"):
         super().__init__(capacity, device)
         self.ring = np.zeros(capacity, dtype=np.float32)
-        self.sorted_buffers = np.zeros((4, capacity), dtype=np.float32)  # see cpu_kernels
-        self.state = np.zeros(3, dtype=np.int64)  # [size, next ring position, sorted row]
+        self.sorted_buffers = np.zeros((cpu_kernels.SORTED_ROWS, capacity), dtype=np.float32)
+        # [size, next ring position, current sorted row, radix counters]: see cpu_kernels
+        self.state = np.zeros(cpu_kernels.WINDOW_STATE_LENGTH, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.state[cpu_kernels.SIZE])

@@ -158,3 +158,22 @@ def test_add_and_rank_is_add_then_fraction_below(backend, capacity):
         assert len(ranked) == batch.numel()
         assert np.allclose(np.asarray(ranked.tolist(), dtype=float), expected.tolist(), atol=1e-6)
     assert fused.sorted_values().tolist() == separate.sorted_values().tolist()
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 31, 32, 33, 128, 1000])
+def test_compiled_sort_orders_like_numpy(size):
+    """The window's sort: insertion sort for a few values, a radix sort on the float bits above
+    (negatives, infinities, ties, losses sharing an exponent byte, which skip radix passes)."""
+    from sbbench.selection import cpu_kernels
+
+    rng = np.random.default_rng(size)
+    cases = [rng.standard_normal(size) * 1000, rng.exponential(size=size),
+             rng.integers(-3, 3, size=size), 1.0 + rng.random(size) * 1e-3]
+    if size >= 2:
+        cases.append(np.resize([np.inf, -np.inf, 0.0, 2.5], size))
+    for values in cases:
+        values = values.astype(np.float32)
+        result = values.copy()
+        counters = np.zeros(cpu_kernels.RADIX_BUCKETS, dtype=np.int64)
+        cpu_kernels._sort_in_place(result, np.empty(size, dtype=np.float32), counters)
+        assert np.array_equal(result, np.sort(values))
