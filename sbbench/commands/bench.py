@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ttt", action="store_true",
                         help="also measure time-to-target speedups over 5 seeds per method "
                         "(tracked runs + the analysis; tens of minutes on a CPU)")
+    parser.add_argument("--gap-probe", action="store_true",
+                        help="also measure how much slower a training step runs after a pause "
+                        "(Traditional, pauses of 0-20 ms; about 2 minutes on the default workload)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow store for --ttt runs (default: sqlite:///mlflow.db)")
     add_config_arguments(parser)
@@ -29,6 +32,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     result = run_bench(config, QUICK if args.quick else FULL, log=log_to_stderr)
     print(format_table(result))
+    if args.gap_probe:
+        from sbbench.bench.gap_probe import format_gap_table, measure_gap_penalty
+        from sbbench.bench.measure import load_bench_data
+
+        result["gap_probe"] = measure_gap_penalty(config, load_bench_data(config),
+                                                  progress=log_to_stderr)
+        print(format_gap_table(result["gap_probe"]))
     if args.ttt:
         result["ttt"] = _time_to_target(config, args.tracking_uri)
     if args.json:
