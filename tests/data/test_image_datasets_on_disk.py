@@ -361,3 +361,49 @@ def test_augmented_image_batches_through_both_selection_backends(cifar10_splits,
         assert a.x.shape[1:] == (3, 32, 32) and a.x.dtype == torch.float32
         assert torch.equal(a.ids, b.ids) and torch.equal(a.x, b.x) and torch.equal(a.y, b.y)
         assert torch.equal(a.y, splits.train_y[a.ids])
+
+
+def test_planned_stale_epoch_loads_augmented_kept_images(cifar10_splits, tmp_path):
+    """A StaleSB run on augmented CIFAR-format data: the stale epoch is planned, and its
+    backward batches are loaded like any training batch (prepared, augmented) and only for
+    the kept examples; the run is reproducible."""
+    from sbbench.config import RunConfig
+    from sbbench.selection import BackwardBatch
+    from sbbench.tracking import NullTracker
+    from sbbench.train.run import build_training
+
+    config = RunConfig.from_dict({
+        "method": "stale_sb", "dataset": "cifar10", "data_dir": str(tmp_path), "val_size": 20,
+        "model": "fastnet",
+        "model_width": 4, "batch_size": 16, "epochs": 3, "prime_epochs": 0, "staleness": 2,
+        "eval_every_examples": 10**9, "device": "cpu", "num_threads": 1, "seed": 2})
+
+    def run():
+        loop = build_training(config, NullTracker(), torch.device("cpu"), cifar10_splits)
+        trained, planned = [], []
+        step, plan_epoch = loop.train_step, loop.method.plan_epoch
+
+        def recording_step(batch: BackwardBatch):
+            trained.append((loop.method.epoch, batch.ids.clone(), batch.x.clone()))
+            step(batch)
+
+        def recording_plan(order):
+            plan = plan_epoch(order)
+            planned.append(plan is not None)
+            return plan
+
+        loop.train_step, loop.method.plan_epoch = recording_step, recording_plan
+        loop.run()
+        return trained, planned
+
+    trained, planned = run()
+    assert planned == [False, True, False]
+    stale = [(ids, x) for epoch, ids, x in trained if epoch == 1]
+    kept = torch.cat([ids for ids, _ in stale])
+    assert 0 < kept.numel() < cifar10_splits.num_train and kept.unique().numel() == kept.numel()
+    prepared = torch.cat([cifar10_splits.prepare(cifar10_splits.train_x[ids]) for ids, _ in stale])
+    images = torch.cat([x for _, x in stale])
+    assert images.shape == prepared.shape and images.dtype == torch.float32
+    assert not torch.equal(images, prepared)  # augmented (crops, flips, cutout), not raw
+    again, _ = run()
+    assert all(torch.equal(a[1], b[1]) and torch.equal(a[2], b[2]) for a, b in zip(trained, again))
