@@ -26,6 +26,7 @@ class PhaseClock:
         self._running_since: float | None = None
         self._accumulated_s = 0.0
         self.phase_s = {name: 0.0 for name in PHASES}
+        self._phases = {name: _Phase(self, name) for name in PHASES}
 
     def _now(self) -> float:
         if self._sync:
@@ -51,13 +52,11 @@ class PhaseClock:
             return self._accumulated_s
         return self._accumulated_s + self._now() - self._running_since
 
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        start = self._now()
-        try:
-            yield
-        finally:
-            self.phase_s[name] += self._now() - start
+    def phase(self, name: str) -> "_Phase":
+        """`with clock.phase(name):` adds the block's time to that phase. One reusable context
+        object per phase (phases do not nest in themselves): entering a generator-based context
+        manager cost ~16 us per selection forward right after the forward pass here."""
+        return self._phases[name]
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -78,3 +77,17 @@ class PhaseClock:
             "time_backward_s": self.phase_s["backward"],
             "time_other_s": max(0.0, total - explicit),
         }
+
+
+class _Phase:
+    __slots__ = ("clock", "name", "start")
+
+    def __init__(self, clock: PhaseClock, name: str):
+        self.clock, self.name, self.start = clock, name, 0.0
+
+    def __enter__(self) -> None:
+        self.start = self.clock._now()
+
+    def __exit__(self, *exc_info) -> bool:
+        self.clock.phase_s[self.name] += self.clock._now() - self.start
+        return False  # exceptions propagate

@@ -34,6 +34,9 @@ class TrainingOutcome:
     stop_reason: str = "budget"
 
 
+_NO_AUTOCAST = contextlib.nullcontext()  # reusable: one object instead of one per forward
+
+
 class TrainingLoop:
     def __init__(self, config: RunConfig, data: DatasetSplits, model: torch.nn.Module,
                  method: SelectionMethod, device: torch.device, tracker: Any,
@@ -58,6 +61,7 @@ class TrainingLoop:
         self.per_example = PerExampleStats.zeros(data.num_train, device)
         self.budget_examples = math.ceil(config.epochs * data.num_train)
         self.use_amp = config.amp and device.type == "cuda"
+        self._score_in_eval_mode = config.score_mode != "train"
         # Running sums stay on the device between evaluations: no per-step host sync.
         self._loss_sum = torch.zeros((), device=device)
         self._loss_count = 0
@@ -80,7 +84,7 @@ class TrainingLoop:
     def _autocast(self):
         if self.use_amp:
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return _NO_AUTOCAST
 
     def _set_training(self, training: bool) -> None:
         """model.train(flag) without nn.Module's recursive, __setattr__-heavy walk: it cost
@@ -92,13 +96,12 @@ class TrainingLoop:
         """The no-grad selection forward, in the configured score mode, timed and counted."""
         with self.clock.phase("forward_select"):
             # eval mode: BatchNorm uses (and leaves untouched) its running statistics.
-            score_in_train_mode = self.config.score_mode == "train"
-            if not score_in_train_mode:
+            if self._score_in_eval_mode:
                 self._set_training(False)
             with torch.no_grad(), self._autocast():
                 logits = self.model(x)
             losses = F.cross_entropy(logits.float(), y, reduction="none")
-            if not score_in_train_mode:
+            if self._score_in_eval_mode:
                 self._set_training(True)
         self.counters.selection_forwards += int(ids.shape[0])
         self.per_example.record_scored(ids, losses)
