@@ -31,8 +31,14 @@ WINDOW_STATE_LENGTH = 3 + RADIX_BUCKETS   # the three fields, then the radix sor
 # Below this many values an insertion sort beats the radix sort's fixed cost (4 passes over
 # 256 counters); above it the radix sort is ~3x faster than np.sort on 128 losses.
 SMALL_SORT = 32
+# A window longer than this many times its edits (new + evicted values) is merged by block
+# copies between binary-searched edit points, a shorter one element by element (window 1,024
+# with 128 + 128 edits: elements; 65,536: blocks).
+BLOCK_MERGE_RATIO = 8
 
 _jit = numba.njit(cache=True, nogil=True, boundscheck=False)
+# Inlined into each caller at compile time (numba IR): small helpers on the per-batch path.
+_inlined = numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
 
 
 @_jit
@@ -46,10 +52,27 @@ def _ranked(value):
 @_jit
 def _count_below(sorted_values, size, value):
     """Entries of sorted_values[:size] strictly below value (searchsorted, side='left')."""
-    low, high = 0, size
+    return _lower_bound(sorted_values, 0, size, value)
+
+
+@_jit
+def _lower_bound(sorted_values, low, high, value):
+    """The first position in [low, high) whose value is >= value (high if none)."""
     while low < high:
         middle = (low + high) >> 1
         if sorted_values[middle] < value:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@_jit
+def _upper_bound(sorted_values, low, high, value):
+    """The first position in [low, high) whose value is > value (high if none)."""
+    while low < high:
+        middle = (low + high) >> 1
+        if sorted_values[middle] <= value:
             low = middle + 1
         else:
             high = middle
@@ -101,6 +124,64 @@ def _sort_in_place(values, spare, counters):
         keys[i] = key ^ sign if key & sign else ~key
 
 
+@_inlined
+def _merge_by_elements(source, size, target, new_sorted, evicted):
+    """target <- source[:size] minus one copy of each evicted value, plus the new values, in
+    one pass over the window (both lists sorted; every evicted value is in the window).
+    Returns the new size."""
+    m, n_evict = new_sorted.shape[0], evicted.shape[0]
+    read = skipped = merged = written = 0
+    while read < size:
+        value = source[read]
+        read += 1
+        if skipped < n_evict and value == evicted[skipped]:
+            skipped += 1
+            continue
+        while merged < m and new_sorted[merged] < value:
+            target[written] = new_sorted[merged]
+            written += 1
+            merged += 1
+        target[written] = value
+        written += 1
+    while merged < m:
+        target[written] = new_sorted[merged]
+        written += 1
+        merged += 1
+    return written
+
+
+@_jit
+def _merge_by_blocks(source, size, target, new_sorted, evicted):
+    """The same window as `_merge_by_elements`, for a window much longer than its edits: each
+    edit's place by binary search, the unchanged runs between edits copied as blocks:
+    O((m + k) log R) comparisons plus one block copy, instead of R branchy steps."""
+    m, n_evict = new_sorted.shape[0], evicted.shape[0]
+    read = written = merged = skipped = 0
+    while merged < m or skipped < n_evict:
+        if skipped < n_evict and (merged == m or evicted[skipped] <= new_sorted[merged]):
+            # Delete the first copy at or after `read`: earlier equal copies are gone already.
+            edit = _lower_bound(source, read, size, evicted[skipped])
+            written = _copy_run(source, read, edit, target, written)
+            read = edit + 1
+            skipped += 1
+        else:
+            edit = _upper_bound(source, read, size, new_sorted[merged])
+            written = _copy_run(source, read, edit, target, written)
+            read = edit
+            target[written] = new_sorted[merged]
+            written += 1
+            merged += 1
+    return _copy_run(source, read, size, target, written)
+
+
+@_jit
+def _copy_run(source, start, end, target, written):
+    """target[written:] <- source[start:end]; returns the new write position."""
+    run = end - start
+    target[written:written + run] = source[start:end]
+    return written + run
+
+
 @_jit
 def window_add(ring, sorted_buffers, window_state, losses):
     """Append losses in order, evicting the oldest beyond the capacity: O(R + m log m)."""
@@ -139,26 +220,11 @@ def window_add(ring, sorted_buffers, window_state, losses):
         position += 1
         if position == capacity:
             position = 0
-    # One pass over the old sorted window: drop one copy of each evicted value (both are
-    # sorted, and every evicted value is in the window), merge the new ones in.
     source, target = sorted_buffers[current], sorted_buffers[1 - current]
-    read = skipped = merged = written = 0
-    while read < size:
-        value = source[read]
-        read += 1
-        if skipped < n_evict and value == evicted[skipped]:
-            skipped += 1
-            continue
-        while merged < m and new_sorted[merged] < value:
-            target[written] = new_sorted[merged]
-            written += 1
-            merged += 1
-        target[written] = value
-        written += 1
-    while merged < m:
-        target[written] = new_sorted[merged]
-        written += 1
-        merged += 1
+    if size > BLOCK_MERGE_RATIO * (m + n_evict):
+        written = _merge_by_blocks(source, size, target, new_sorted, evicted)
+    else:
+        written = _merge_by_elements(source, size, target, new_sorted, evicted)
     window_state[SIZE] = written
     window_state[NEXT] = position
     window_state[CURRENT] = 1 - current
@@ -177,14 +243,14 @@ def window_fraction_below(sorted_buffers, window_state, losses, out):
         out[t] = _count_below(current, size, _ranked(losses[t])) * scale
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@_inlined
 def _kept(sorted_window, size, scale, loss, threshold):
     """SB's keep decision: the fraction of the window strictly below the loss, F, exceeds the
     example's threshold (`probability.sb_keep_thresholds`: the event U < max(p_min, F ** beta))."""
     return _count_below(sorted_window, size, _ranked(loss)) * scale > threshold
 
 
-@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+@_inlined
 def _copy_row(queue_ids, queue_x, queue_y, row, ids, x, y, t):
     """Queue row `row` <- example t of (ids, x, y): one example travels with its input and
     label wherever the queue copies it. Inlined into its callers at compile time."""

@@ -177,3 +177,44 @@ def test_compiled_sort_orders_like_numpy(size):
         counters = np.zeros(cpu_kernels.RADIX_BUCKETS, dtype=np.int64)
         cpu_kernels._sort_in_place(result, np.empty(size, dtype=np.float32), counters)
         assert np.array_equal(result, np.sort(values))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_block_merge_equals_the_elementwise_merge(seed):
+    """Large windows are merged by block copies between binary-searched edits: the same sorted
+    window as the one-pass merge, whatever the ties (repeated values, evicting several copies,
+    inserting values equal to evicted ones)."""
+    from sbbench.selection import cpu_kernels
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 3000))
+    window = np.sort(rng.integers(0, 20 if seed % 2 else 10_000, size=size)
+                     .astype(np.float32) / 7)
+    evicted = np.sort(rng.choice(window, size=int(rng.integers(0, min(size, 300) + 1)),
+                                 replace=False))
+    new = np.sort(np.concatenate([rng.choice(window, size=5),
+                                  rng.integers(-5, 30, size=int(rng.integers(0, 200)))
+                                  .astype(np.float32) / 7]).astype(np.float32))
+    outputs = []
+    for merge in (cpu_kernels._merge_by_elements, cpu_kernels._merge_by_blocks):
+        target = np.full(size + new.size, np.nan, dtype=np.float32)
+        written = merge(window, size, target, new, evicted)
+        outputs.append(target[:written])
+    remaining = list(window)
+    for value in evicted:
+        remaining.remove(value)
+    expected = np.sort(np.concatenate([np.asarray(remaining, dtype=np.float32), new]))
+    assert np.array_equal(outputs[0], expected) and np.array_equal(outputs[1], expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_long_window_with_small_batches_matches_reference(backend):
+    """A window far longer than its batches (the block-merge path), with many duplicates."""
+    rng = random.Random(5)
+    capacity = 2000
+    window, reference = LossWindow(capacity, backend=backend), []
+    for _ in range(300):
+        batch = [rng.randint(0, 30) / 4 for _ in range(rng.randint(1, 40))]  # exact in float32
+        window.add(torch.tensor(batch))
+        reference = (reference + batch)[-capacity:]
+    assert window.sorted_values().tolist() == sorted(reference)

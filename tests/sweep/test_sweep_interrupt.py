@@ -17,7 +17,9 @@ from tests.sweep.tiny_study import longer_workload, sweep_args, write_study
 
 def test_ctrl_c_kills_children_and_parent_and_leaves_nothing_running(tmp_path, data_dir,
                                                                     tracking_uri):
-    study_file = write_study(tmp_path, data_dir, seeds=[0, 1],
+    # Three waves of trials on two workers: the sweep cannot finish in the second between
+    # seeing a trial start and pressing Ctrl-C.
+    study_file = write_study(tmp_path, data_dir, seeds=[0, 1, 2],
                              workload=longer_workload(data_dir))
     storage = tmp_path / "tiny.journal"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
