@@ -100,6 +100,14 @@ def _pause(seconds: float) -> Callable[..., None]:
     return lambda *_: busy_wait(seconds)
 
 
+def predicted_sb_step_excess_s(rows: list[dict], keep_rate: float, steps_per_epoch: int) -> float:
+    """SB's training-step excess per epoch that the probe predicts: its no-grad-forwards row
+    (about 1 / s forwards before each step, as in SB) times SB's steps per epoch (s x a
+    Traditional epoch's steps)."""
+    forwards_row = rows[-1]
+    return forwards_row["extra_s"] * keep_rate * steps_per_epoch
+
+
 def format_gap_table(rows: list[dict]) -> str:
     lines = ["training step (Traditional) after a pause: us per step",
              f"  {'before each step':<22}{'forward':>10}{'backward':>10}{'step':>10}"

@@ -33,12 +33,22 @@ def run(args: argparse.Namespace) -> int:
     result = run_bench(config, QUICK if args.quick else FULL, log=log_to_stderr)
     print(format_table(result))
     if args.gap_probe:
-        from sbbench.bench.gap_probe import format_gap_table, measure_gap_penalty
+        from sbbench.bench.gap_probe import format_gap_table, measure_gap_penalty, \
+            predicted_sb_step_excess_s
         from sbbench.bench.measure import load_bench_data
 
-        result["gap_probe"] = measure_gap_penalty(config, load_bench_data(config),
+        data = load_bench_data(config)
+        # As many no-grad forwards before each step as SB runs between its steps (~1 / s).
+        forwards = max(1, round(1 / result["keep_rate"]))
+        result["gap_probe"] = measure_gap_penalty(config, data, forwards=forwards,
                                                   progress=log_to_stderr)
+        steps = -(-data.num_train // config.batch_size)
+        predicted = predicted_sb_step_excess_s(result["gap_probe"], result["keep_rate"], steps)
+        result["gap_probe_predicted_sb_step_excess_s"] = predicted
         print(format_gap_table(result["gap_probe"]))
+        print(f"  SB's training steps beyond the bound: {predicted:+.3f} s per epoch predicted "
+              f"from the {forwards}-forwards row, "
+              f"{result['sb_excess_s_per_epoch']['training_steps']:+.3f} s measured")
     if args.ttt:
         result["ttt"] = _time_to_target(config, args.tracking_uri)
     if args.json:

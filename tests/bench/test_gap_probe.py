@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sbbench.bench.gap_probe import busy_wait, format_gap_table, measure_gap_penalty, \
-    step_penalty
+    predicted_sb_step_excess_s, step_penalty
 from sbbench.config import RunConfig
 
 
@@ -48,3 +48,9 @@ def test_gap_probe_runs_on_the_tiny_workload(tiny):
     assert all(math.isfinite(row["step_s"]) and row["step_s"] > 0 for row in rows)
     table = format_gap_table(rows)
     assert "pause 1 ms" in table and "2 no-grad forwards" in table
+
+
+def test_prediction_scales_the_forwards_row_by_sb_steps():
+    rows = [{"extra_s": 0.0}, {"extra_s": 500e-6}, {"extra_s": 300e-6}]  # last: forwards row
+    # 391 Traditional steps per epoch, s = 0.25: ~97.75 SB steps, +300 us each.
+    assert predicted_sb_step_excess_s(rows, 0.25, 391) == pytest.approx(0.25 * 391 * 300e-6)
