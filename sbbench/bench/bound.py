@@ -55,6 +55,24 @@ def summarise(r: float, keep_rate: float, staleness: int, traditional_s: list[fl
     }
 
 
+def selection_ceiling(r: float, keep_rate: float, traditional_s: list[float],
+                      sb_s: list[float], free_selection_s: list[float]) -> dict:
+    """SB's loop with its selection free (`bench.free_selection`) against SB's own bound: the
+    efficiency any selection core could reach in this loop on this machine, and the share of an
+    SB epoch that SB's selection work takes, 1 - free epoch / SB epoch. The share is paired by
+    repeat (each free run follows its SB run) and its median taken: a ratio of medians mixes
+    repeats and read anywhere from 1% to 5% on the same code here."""
+    measured = speedup(traditional_s, free_selection_s)
+    shares = [1 - free / sb for free, sb in zip(free_selection_s, sb_s)]
+    return {
+        "epoch_s_free_selection": statistics.median(free_selection_s),
+        "speedup_free_selection": measured,
+        "efficiency_free_selection": efficiency(measured, bound_sb(r, keep_rate)),
+        "selection_share_of_sb_epoch": statistics.median(shares),
+        "selection_share_per_repeat": shares,
+    }
+
+
 def paired_efficiencies(traditional_s: list[float], method_s: list[float],
                         selection_forward_s: list[float], keep_rates: list[float],
                         staleness: int = 1) -> list[float]:

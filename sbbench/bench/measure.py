@@ -9,12 +9,13 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from sbbench.bench.free_selection import FreeSelection
 from sbbench.config import RunConfig
 from sbbench.data import DatasetSplits, load_dataset
 from sbbench.models import build_model
@@ -183,6 +184,8 @@ class EpochTimes:
     sb_selection_forward_s: list[float]   # SB's forward (selecting) phase per epoch
     keep_rates: list[float]               # SB's measured keep rate per repeat
     phases: dict[str, dict[str, float]]   # method -> phase -> median seconds per epoch
+    # SB's loop with the selection free (`free_selection`), at each repeat's SB keep rate.
+    free_selection_s: list[float] = field(default_factory=list)
 
     @property
     def keep_rate(self) -> float:
@@ -193,38 +196,53 @@ class EpochTimes:
         return self.phases["sb"]
 
 
+FREE_SELECTION = "free_selection"
+WARMUP_KEEP_RATE = 0.25  # the free-selection control's warm-up epoch, before SB has measured s
+
+
 def measure_epoch_times(config: RunConfig, data: DatasetSplits, epochs: int,
                         repeats: int, progress: Callable[[str], None] = print,
                         warmup: bool = True) -> EpochTimes:
     """Training-clock seconds per epoch, selection on in every epoch (no priming).
 
-    One untimed epoch of each method first: the first run in a process pays one-off costs
-    (kernel selection, allocator growth) that were up to 30% of an epoch here.
+    Each repeat runs Traditional, SB, StaleSB, then SB's loop with the selection free at the
+    keep rate SB just measured (`free_selection`: the ceiling of the loop on this machine).
+    One untimed epoch of each first: the first run in a process pays one-off costs (kernel
+    selection, allocator growth) that were up to 30% of an epoch here.
     """
     base = config.replace(prime_epochs=0, epochs=float(epochs),
                           eval_every_examples=NEVER_EVALUATE)
+
+    def run(method: str, run_config: RunConfig, keep_rate: float):
+        if method != FREE_SELECTION:
+            return train_untracked(run_config.replace(method=method), data=data)
+        return train_untracked(run_config.replace(method="sb"), data=data,
+                               method_factory=lambda settings: FreeSelection(settings,
+                                                                             keep_rate))
+
+    methods = (*EPOCH_METHODS, FREE_SELECTION)
     if warmup:
-        for method in EPOCH_METHODS:
-            train_untracked(base.replace(method=method, epochs=1.0), data=data)
-    times: dict[str, list[float]] = {method: [] for method in EPOCH_METHODS}
-    phase_samples: dict[str, list[dict[str, float]]] = {method: [] for method in EPOCH_METHODS}
+        for method in methods:
+            run(method, base.replace(epochs=1.0), WARMUP_KEEP_RATE)
+    times: dict[str, list[float]] = {method: [] for method in methods}
+    phase_samples: dict[str, list[dict[str, float]]] = {method: [] for method in methods}
     keep_rates = []
     for repeat in range(repeats):
-        for method in EPOCH_METHODS:
-            outcome = train_untracked(base.replace(method=method, seed=config.seed + repeat),
-                                      data=data)
+        for method in methods:
+            keep_rate = keep_rates[-1] if keep_rates else WARMUP_KEEP_RATE
+            outcome = run(method, base.replace(seed=config.seed + repeat), keep_rate)
             times[method].append(outcome.final["total_train_time_s"] / epochs)
             last = outcome.curve[-1]
             phase_samples[method].append({k: last[k] / epochs for k in PHASE_KEYS})
             if method == "sb":
                 keep_rates.append(outcome.final["overall_keep_rate"])
-            progress(f"  repeat {repeat + 1}/{repeats} {method:<12} "
+            progress(f"  repeat {repeat + 1}/{repeats} {method:<14} "
                      f"{times[method][-1]:.3f} s/epoch")
     phases = {method: {k: statistics.median(p[k] for p in samples) for k in PHASE_KEYS}
               for method, samples in phase_samples.items()}
     return EpochTimes(times["traditional"], times["sb"], times["stale_sb"],
                       [p["time_forward_select_s"] for p in phase_samples["sb"]], keep_rates,
-                      phases)
+                      phases, times[FREE_SELECTION])
 
 
 def measure_tracking_overhead(config: RunConfig, data: DatasetSplits,

@@ -50,7 +50,10 @@ def run_bench(config: RunConfig, plan: BenchPlan, log=print) -> dict:
     result = bound.summarise(r_in_loop, epochs.keep_rate, config.staleness,
                              epochs.traditional_s, epochs.sb_s, epochs.stale_sb_s)
     result["r_isolated"] = costs.r
-    for method, times in (("sb", epochs.sb_s), ("stale_sb", epochs.stale_sb_s)):
+    result.update(bound.selection_ceiling(r_in_loop, epochs.keep_rate, epochs.traditional_s,
+                                          epochs.sb_s, epochs.free_selection_s))
+    for method, times in (("sb", epochs.sb_s), ("stale_sb", epochs.stale_sb_s),
+                          ("free_selection", epochs.free_selection_s)):
         staleness = config.staleness if method == "stale_sb" else 1
         result[f"efficiency_{method}_per_repeat"] = bound.paired_efficiencies(
             epochs.traditional_s, times, epochs.sb_selection_forward_s, epochs.keep_rates,
@@ -125,6 +128,18 @@ def format_table(result: dict) -> str:
         lines.append(f"{label:<14}{result[f'speedup_{key}']:>10.3f}{result[f'bound_{key}']:>10.3f}"
                      f"{result[f'efficiency_{key}']:>12.3f}"
                      f"{_spread(result.get(f'efficiency_{key}_per_repeat', [])):>16}")
+    if "efficiency_free_selection" in result:
+        lines += [
+            f"{'SB, free sel.':<14}{result['speedup_free_selection']:>10.3f}"
+            f"{result['bound_sb']:>10.3f}{result['efficiency_free_selection']:>12.3f}"
+            f"{_spread(result.get('efficiency_free_selection_per_repeat', [])):>16}",
+            "  (SB's loop, forwards and steps at SB's keep rate, with no selection work: the "
+            "ceiling of this loop on this machine)",
+            f"  SB's selection work (window, ranking, draws, queue, copies): "
+            f"{result['selection_share_of_sb_epoch']:.1%} of an SB epoch (median of the "
+            "repeats' 1 - free / SB: " + ", ".join(
+                f"{share:+.1%}" for share in result.get("selection_share_per_repeat", [])) + ")",
+        ]
     phases = result.get("phase_s_per_epoch") or {"sb": result["sb_phase_s_per_epoch"]}
     names = ("time_forward_select_s", "time_forward_train_s", "time_backward_s", "time_other_s")
     lines += ["", "phases per epoch (s)  forward (select)  forward (train)  backward   other"]

@@ -19,10 +19,13 @@ from sbbench import tracking
 from sbbench.config import RunConfig
 from sbbench.data import DataOptions, DatasetSplits, load_dataset
 from sbbench.models import build_model
-from sbbench.selection import SelectionSettings, build_method
+from sbbench.selection import SelectionMethod, SelectionSettings, build_method
 from sbbench.train.artifacts import plot_error_vs_time, write_per_example_table
 from sbbench.train.loop import TrainingLoop, TrainingOutcome
 from sbbench.train.progress import ProgressBar
+
+
+MethodFactory = Callable[[SelectionSettings], SelectionMethod]
 
 
 @dataclass
@@ -67,8 +70,12 @@ def selection_settings(config: RunConfig, num_train: int, device: torch.device) 
 
 
 def build_training(config: RunConfig, tracker: Any, device: torch.device,
-                   data: DatasetSplits | None = None, progress: bool = False) -> TrainingLoop:
-    """Data, model (seeded init), method and loop; no tracking decisions in here."""
+                   data: DatasetSplits | None = None, progress: bool = False,
+                   method_factory: MethodFactory | None = None) -> TrainingLoop:
+    """Data, model (seeded init), method and loop; no tracking decisions in here.
+
+    `method_factory` replaces the registry's method for `config.method` (the bench's controls,
+    which users cannot pick)."""
     if data is None:
         data = load_dataset(data_options(config), device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -76,7 +83,9 @@ def build_training(config: RunConfig, tracker: Any, device: torch.device,
         torch.manual_seed(config.seed)
         model = build_model(config.resolved_model, data.num_classes, data.input_shape,
                             dropout=config.dropout, width=config.model_width).to(device)
-    method = build_method(config.method, selection_settings(config, data.num_train, device))
+    settings = selection_settings(config, data.num_train, device)
+    method = (method_factory(settings) if method_factory is not None
+              else build_method(config.method, settings))
     bar = ProgressBar(config, data.num_train) if progress else None
     loop = TrainingLoop(config, data, model, method, device, tracker,
                         progress=bar.update if bar else None)
@@ -85,12 +94,14 @@ def build_training(config: RunConfig, tracker: Any, device: torch.device,
 
 
 def train_untracked(config: RunConfig, data: DatasetSplits | None = None,
-                    progress: bool = False) -> TrainingOutcome:
+                    progress: bool = False,
+                    method_factory: MethodFactory | None = None) -> TrainingOutcome:
     """Train without MLflow (benchmarks, tests): same loop, a null tracker."""
     device = resolve_device(config.device)
     with _threads(config), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # dropout draws from the global RNG
-        loop = build_training(config, tracking.NullTracker(), device, data, progress)
+        loop = build_training(config, tracking.NullTracker(), device, data, progress,
+                              method_factory)
         try:
             return loop.run()
         finally:

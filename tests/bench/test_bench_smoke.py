@@ -20,7 +20,14 @@ def test_run_bench_on_a_tiny_workload(tiny):
     assert result["bound_stale_sb"] > result["bound_sb"]
     assert result["tracking"]["evaluations"] >= 1
     assert len(result["efficiency_sb_per_repeat"]) == 2
-    assert set(result["phase_s_per_epoch"]) == {"traditional", "sb", "stale_sb"}
+    assert set(result["phase_s_per_epoch"]) == {"traditional", "sb", "stale_sb",
+                                                "free_selection"}
+    # The free-selection control: its own run per repeat, against SB's bound.
+    assert len(result["efficiency_free_selection_per_repeat"]) == 2
+    assert math.isfinite(result["efficiency_free_selection"])
+    assert result["efficiency_free_selection"] > 0
+    assert -1 < result["selection_share_of_sb_epoch"] < 1
     assert result["phase_s_per_epoch"]["traditional"]["time_forward_select_s"] == 0
     assert result["bookkeeping_in_loop"]["s_per_batch"] > 0
-    assert "in the loop" in format_table(result)
+    table = format_table(result)
+    assert "in the loop" in table and "SB, free sel." in table
