@@ -7,7 +7,7 @@ import datetime as _dt
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -15,7 +15,9 @@ from sbbench.analysis import record as R
 
 MIN_RESAMPLES = 99              # below this a bootstrap interval means nothing
 PROTOCOL_RESAMPLES = 9999       # ANALYSIS.md: >= 9999 resamples
-DEFAULT_TARGET_FACTOR = 1.4     # the paper's rule: 1.4 x Traditional's final error
+DEFAULT_TARGET_FACTOR = 1.4     # the paper's rule: 1.4 x Traditional's final error (primary)
+TIGHT_TARGET_FACTOR = 1.1       # a tight one beside it: does the conclusion hang on the target?
+DEFAULT_TARGET_FACTORS = (DEFAULT_TARGET_FACTOR, TIGHT_TARGET_FACTOR)
 
 
 class AnalysisInputError(ValueError):
@@ -31,11 +33,19 @@ class AnalyzeOptions:
     experiment: str | None = "sbbench"
     parent_run_id: str | None = None
     study: str | None = None
-    target_factor: float = DEFAULT_TARGET_FACTOR
+    # one target per factor x Traditional's median final validation error; the first is the
+    # primary target (the one confirmatory comparisons are made at)
+    target_factors: tuple[float, ...] = DEFAULT_TARGET_FACTORS
     # absolute targets; when non-empty they replace the factor rule, unless
-    # factor_with_absolute: then the report covers the factor target and these
+    # factor_with_absolute: then the report covers the factor targets and these
     target_errors: tuple[float, ...] = ()
     factor_with_absolute: bool = False
+    # a parent run id or a study name whose Traditional runs set the factor targets (reference
+    # runs, never timed); None: runs tagged sbbench.role=reference, else the timed runs
+    target_from: str | None = None
+    # the confirmatory family as METHOD:BASELINE pairs, compared at the primary target on each
+    # workload; None: every method against Traditional
+    confirmatory: tuple[str, ...] | None = None
     out_dir: str = "sbbench-out/analysis"
     tracking_uri: str | None = None
     bootstrap_resamples: int = 9999
@@ -66,16 +76,32 @@ class AnalysisResult:
     table_text: str            # the printed tables (or the one-line 'no runs' message)
     report_paths: ReportPaths
     analysis_run_id: str | None = None
+    figures: list = field(default_factory=list)   # figures.Figure, with the data each one shows
 
 
 # --- validation --------------------------------------------------------------------------------
 
+def factors_with_primary(primary: float) -> tuple[float, ...]:
+    """`primary` first, then the default factors that differ from it."""
+    return (primary, *[f for f in DEFAULT_TARGET_FACTORS if not math.isclose(f, primary)])
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and \
+        math.isfinite(value)
+
+
 def validate(options: AnalyzeOptions) -> None:
     """Every check that needs no tracking store, before anything is read or written."""
-    factor = options.target_factor
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or \
-            not math.isfinite(factor) or factor <= 0:
-        raise AnalysisInputError("target_factor", factor, "allowed: a number > 0 (e.g. 1.4)")
+    factors = options.target_factors
+    if not isinstance(factors, tuple) or not factors:
+        raise AnalysisInputError("target_factor", factors,
+                                 "allowed: one or more numbers > 0 (e.g. 1.4 1.1)")
+    for factor in factors:
+        if not _is_number(factor) or factor <= 0:
+            raise AnalysisInputError("target_factor", factor, "allowed: a number > 0 (e.g. 1.4)")
+    if len(set(factors)) != len(factors):
+        raise AnalysisInputError("target_factor", list(factors), "allowed: distinct values")
     for value in options.target_errors:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 not math.isfinite(value) or not 0 <= value <= 1:
@@ -90,13 +116,36 @@ def validate(options: AnalyzeOptions) -> None:
                                  f"(the protocol uses >= {PROTOCOL_RESAMPLES})")
     if isinstance(options.seed, bool) or not isinstance(options.seed, int) or options.seed < 0:
         raise AnalysisInputError("seed", options.seed, "allowed: an integer >= 0")
-    for name in ("experiment", "parent_run_id", "study"):
+    confirmatory_family(options)
+    for name in ("experiment", "parent_run_id", "study", "target_from"):
         value = getattr(options, name)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise AnalysisInputError(name, value, "allowed: a non-empty name, or leave it out")
     out = Path(options.out_dir)
     if out.exists() and not out.is_dir():
         raise AnalysisInputError("out", options.out_dir, "allowed: a directory (this is a file)")
+
+
+def confirmatory_family(options: AnalyzeOptions) -> frozenset[tuple[str, str]] | None:
+    """The declared (method, baseline) pairs, or None for the default family."""
+    if options.confirmatory is None:
+        return None
+    if isinstance(options.confirmatory, str) or not options.confirmatory:
+        raise AnalysisInputError("confirmatory", options.confirmatory,
+                                 "allowed: one or more METHOD:BASELINE pairs, e.g. sb:traditional")
+    return frozenset(parse_comparison(text) for text in options.confirmatory)
+
+
+def parse_comparison(text: Any) -> tuple[str, str]:
+    """'sb:traditional' -> ('sb', 'traditional'), or a one-line AnalysisInputError."""
+    methods = [m for m in R.METHOD_NAMES if m != R.TRADITIONAL]
+    allowed = (f"allowed: METHOD:BASELINE with METHOD one of {', '.join(methods)} and BASELINE "
+               f"one of {', '.join(R.BASELINES)} (not the method itself)")
+    parts = text.strip().lower().split(":") if isinstance(text, str) else []
+    if len(parts) != 2 or parts[0] not in methods or parts[1] not in R.BASELINES \
+            or parts[0] == parts[1]:
+        raise AnalysisInputError("confirmatory", text, allowed)
+    return parts[0], parts[1]
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -149,13 +198,13 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     from sbbench.analysis.loading import load_runs
     from sbbench.analysis.report import write_reports
     from sbbench.analysis.summary import full_table, write_summary
-    from sbbench.analysis.time_to_target import workload_targets
 
     validate(options)
     uri = resolve_tracking_uri(options.tracking_uri)
     client = MlflowClient(tracking_uri=uri)
     experiment_ids, experiment_name = _experiment_ids(client, options)
     loaded = load_runs(client, experiment_ids, options.parent_run_id, options.study)
+    reference_runs, reference_label = _reference_runs(client, options, loaded)
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     source = {"tracking_uri": uri, "experiment": experiment_name,
@@ -166,7 +215,8 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "options": asdict(options), "source": source, "alpha": R.ALPHA,
         "runs": {"kept": len(loaded.runs), "excluded": len(loaded.excluded),
-                 "ignored": loaded.ignored, "by_outcome": loaded.counts()},
+                 "ignored": loaded.ignored, "reference": len(reference_runs),
+                 "by_outcome": loaded.counts()},
         "excluded_runs": [_run_line(r) for r in loaded.excluded],
     }
     warnings: list[str] = []
@@ -191,38 +241,33 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
 
     workloads = group_runs(loaded.runs)
     warnings += pitfall_warnings(workloads)
+    warnings += set_targets(workloads, options, reference_runs, reference_label)
     config_rows, comparisons = [], []
     for wl in workloads:
-        wl.targets, wl.target_note = workload_targets(wl.runs, options.target_factor,
-                                                      tuple(options.target_errors),
-                                                      options.factor_with_absolute)
-        if wl.target_note:
-            warnings.append(f"{wl.label}: {wl.target_note}")
         rows, comps = C.analyse_workload(wl, n_resamples=options.bootstrap_resamples,
                                          seed=options.seed)
         config_rows += rows
         comparisons += comps
         if not wl.by_method(R.TRADITIONAL):
             warnings.append(f"{wl.label}: no Traditional runs, so no speedups vs Traditional")
-    C.apply_holm(comparisons)
+    family = confirmatory_family(options) or C.default_confirmatory(
+        sorted({cg.method for wl in workloads for cg in wl.configs}))
+    C.apply_holm(comparisons, family)
     general_warnings = list(warnings)   # the underpowered ones are already under their tables
     for comp in comparisons:
         if comp["underpowered"]:
-            warnings.append(f"{comp['workload']}: {comp['label']} vs {comp['baseline_label']}: "
-                            f"n too small: min attainable p = {comp['min_attainable_p']:.3g} "
-                            f"(n={comp['n']} vs {comp['n_baseline']})")
+            warnings.append(f"{comp['workload']}: {comp['label']} vs {comp['baseline_label']} "
+                            f"(target #{comp['target_index'] + 1}): n too small "
+                            f"({comp['underpowered_reason']}; n={comp['n']} vs "
+                            f"{comp['n_baseline']}): p-values not shown")
     phase_rows = [row for wl in workloads for row in costs.phase_table(wl)]
     pareto_rows = [row for wl in workloads for row in costs.pareto(wl)]
     selection_rows = [row for wl in workloads for row in costs.selection_stats(wl, client)]
     geomeans = C.geometric_means(workloads, comparisons)
     profiles = C.performance_profiles(workloads, config_rows)
 
-    workload_rows = [{"label": wl.label, "slug": wl.slug, "params": dict(wl.workload),
-                      "targets": [{"index": t.index, "value": t.value, "rule": t.rule}
-                                  for t in wl.targets],
-                      "target_note": wl.target_note,
-                      "configurations": [cg.label for cg in wl.configs],
-                      "n_runs": len(wl.runs)} for wl in workloads]
+    workload_rows = [_workload_row(wl) for wl in workloads]
+    target_source = target_source_summary(workload_rows, options.target_from)
     censored = [{**_run_line(r), "label": cg.label, "workload": wl.label}
                 for wl in workloads for cg in wl.configs for r in cg.runs
                 if r.outcome in (R.OUTCOME_DIVERGED, R.OUTCOME_PRUNED)]
@@ -234,11 +279,15 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     fig_dir.mkdir(exist_ok=True)
     for old in fig_dir.glob("*.png"):
         old.unlink()
-    figures = _figures(F, workloads, config_rows, comparisons, phase_rows, pareto_rows,
-                       selection_rows, profiles, fig_dir, options.seed)
+    figures, figure_notes = _figures(F, workloads, config_rows, comparisons, phase_rows,
+                                     pareto_rows, selection_rows, profiles, fig_dir,
+                                     options.seed)
+    warnings += figure_notes
 
-    summary = {**base_summary, "warnings": warnings, "workloads": workload_rows,
-               "configurations": config_rows, "comparisons": comparisons,
+    summary = {**base_summary, "warnings": warnings, "target_source": target_source,
+               "workloads": workload_rows, "configurations": config_rows,
+               "comparisons": comparisons,
+               "confirmatory_family": sorted(f"{m}:{b}" for m, b in family),
                "holm_family_size": sum(c["p_holm"] is not None for c in comparisons),
                "phases": phase_rows, "pareto": pareto_rows, "selection": selection_rows,
                "geometric_means": geomeans, "performance_profiles": profiles,
@@ -252,7 +301,94 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
                         html=written["html"], markdown=written["markdown"], figures=fig_dir)
     if run_id is not None:
         _finish_analysis_run(client, run_id, out_dir, summary)
-    return AnalysisResult(summary, table_text, paths, run_id)
+    return AnalysisResult(summary, table_text, paths, run_id, figures)
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+def _reference_runs(client, options: AnalyzeOptions, loaded) -> tuple[list, str]:
+    """The runs that set the factor targets and how the report names them: --target-from's
+    Traditional runs, else the runs tagged sbbench.role=reference (possibly none)."""
+    from sbbench.analysis.loading import load_target_runs
+    from sbbench.analysis.time_to_target import finished_traditional
+
+    if not options.target_from:
+        return loaded.reference, f"tagged {R.TAG_ROLE}={R.ROLE_REFERENCE}"
+    value = options.target_from
+    parent = _run_or_none(client, value)
+    if parent is not None:
+        runs = load_target_runs(client, [parent.info.experiment_id], parent.info.run_id, None)
+        label = f"--target-from parent run {value}"
+    else:
+        every_experiment = [e.experiment_id for e in client.search_experiments()]
+        runs = load_target_runs(client, every_experiment, None, value)
+        label = f"--target-from study {value!r}"
+    if not finished_traditional(runs):
+        raise AnalysisInputError("target_from", value, "no finished Traditional run under that "
+                                 "parent run or in that study; allowed: the run id of a parent "
+                                 "run or a study name whose Traditional runs finished")
+    timed = {r.run_id for r in loaded.runs}
+    overlap = sorted(r.run_id for r in runs if r.run_id in timed)
+    if overlap:
+        raise AnalysisInputError("target_from", value, f"{len(overlap)} of its runs are also "
+                                 "timed in this analysis; allowed: reference runs that are not "
+                                 "analysed (another parent run or study)")
+    return runs, label
+
+
+def _run_or_none(client, run_id: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        return None
+
+
+def set_targets(workloads, options: AnalyzeOptions, reference_runs: list,
+                reference_label: str) -> list[str]:
+    """Each workload's targets (from its reference runs when it has any) and the warnings."""
+    from sbbench.analysis.time_to_target import TargetSource, workload_targets
+
+    warnings = []
+    for wl in workloads:
+        mine = [r for r in reference_runs if r.workload_key == wl.key]
+        source = TargetSource.choose(wl.runs, mine, reference_label)
+        wl.targets, wl.target_note = workload_targets(
+            wl.runs, options.target_factors, tuple(options.target_errors),
+            options.factor_with_absolute, source)
+        factor_targets = [t for t in wl.targets if t.source]
+        wl.target_source = source.description if factor_targets else \
+            "absolute targets as given (no runs set them)"
+        if wl.target_note:
+            warnings.append(f"{wl.label}: {wl.target_note}")
+        if options.target_from and factor_targets and not source.is_reference:
+            warnings.append(f"{wl.label}: {reference_label} has no finished Traditional run of "
+                            "this workload: its targets come from the timed seeds")
+    return warnings
+
+
+def target_source_summary(workload_rows: list[dict], target_from: str | None) -> dict:
+    """summary.json's `target_source`: where the factor targets came from, said plainly."""
+    from sbbench.analysis.time_to_target import TIMED_SEEDS_SOURCE
+
+    timed = [w["label"] for w in workload_rows if w["target_source"] == TIMED_SEEDS_SOURCE]
+    if timed:
+        text = (f"targets of {', '.join(timed)} set from {TIMED_SEEDS_SOURCE}; run reference "
+                f"seeds (tag {R.TAG_ROLE}={R.ROLE_REFERENCE}) or pass --target-from")
+    else:
+        text = "; ".join(sorted({w["target_source"] for w in workload_rows})) or "no targets"
+    return {"from_timed_seeds": bool(timed), "timed_seed_workloads": timed,
+            "target_from": target_from, "text": text,
+            "by_workload": {w["label"]: w["target_source"] for w in workload_rows}}
+
+
+def _workload_row(wl) -> dict:
+    return {"label": wl.label, "slug": wl.slug, "params": dict(wl.workload),
+            "targets": [{"index": t.index, "value": t.value, "rule": t.rule,
+                         "source": t.source} for t in wl.targets],
+            "target_note": wl.target_note, "target_source": wl.target_source,
+            "configurations": [cg.label for cg in wl.configs], "n_runs": len(wl.runs)}
 
 
 def pitfall_warnings(workloads) -> list[str]:
@@ -284,22 +420,32 @@ def _run_line(run) -> dict:
 
 
 def _figures(F, workloads, config_rows, comparisons, phase_rows, pareto_rows, selection_rows,
-             profiles, fig_dir: Path, seed: int) -> list:
-    figures = []
+             profiles, fig_dir: Path, seed: int) -> tuple[list, list[str]]:
+    """The figures, and a note for each one that had nothing to show."""
+    figures, notes = [], []
     for wl in workloads:
         rows = [r for r in config_rows if r["workload"] == wl.label]
         figures.append(F.error_vs_time(wl, fig_dir, seed=seed))
+        figures.append(F.error_vs_examples_backpropped(wl, fig_dir, seed=seed))
         for target in wl.targets:
             figures.append(F.time_to_target_bars(wl, rows, target.index, fig_dir))
             figures.append(F.kaplan_meier(wl, rows, target.index, fig_dir))
+        figures.append(F.speedup_forest(wl, [c for c in comparisons
+                                             if c["workload"] == wl.label], fig_dir))
         figures.append(F.phase_bars(wl, [p for p in phase_rows if p["workload"] == wl.label],
                                     fig_dir))
         figures.append(F.pareto_scatter(wl, [p for p in pareto_rows
                                              if p["workload"] == wl.label], fig_dir))
+        selection = F.selection_probability(wl, [s for s in selection_rows
+                                                 if s["workload"] == wl.label], fig_dir)
+        figures.append(selection)
+        if selection is None and any(cg.method != R.TRADITIONAL for cg in wl.configs):
+            notes.append(f"{wl.label}: no run has {R.ARTIFACT_PER_EXAMPLE}: the selection-"
+                         "probability figure is skipped")
     figures += F.ablation_panels(comparisons, phase_rows, selection_rows, fig_dir)
     for index in sorted({p["target_index"] for p in profiles}):
         figures.append(F.performance_profile_plot(profiles, index, fig_dir))
-    return [f for f in figures if f is not None]
+    return [f for f in figures if f is not None], notes
 
 
 def _start_analysis_run(client, experiment_id: str, options: AnalyzeOptions) -> str:
@@ -318,7 +464,9 @@ def _finish_analysis_run(client, run_id: str, out_dir: Path, summary: dict) -> N
     try:
         opts = summary["options"]
         client.log_batch(run_id, params=[
-            Param("target_factor", str(opts["target_factor"])),
+            Param("target_factors", ",".join(f"{v:g}" for v in opts["target_factors"])),
+            Param("target_from", str(opts["target_from"])),
+            Param("confirmatory", ",".join(summary.get("confirmatory_family", [])) or "None"),
             Param("target_errors", ",".join(f"{v:g}" for v in opts["target_errors"]) or "None"),
             Param("factor_with_absolute", str(opts.get("factor_with_absolute", False))),
             Param("bootstrap_resamples", str(opts["bootstrap_resamples"])),
@@ -345,9 +493,19 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                    "sqlite:///mlflow.db in the working directory)")
     t = parser.add_argument_group("targets")
-    t.add_argument("--target-factor", type=float, default=None,
-                   help="target = FACTOR x median final validation error of the workload's "
-                   "Traditional runs (default 1.4)")
+    t.add_argument("--target-factor", nargs="+", default=None, metavar="FACTOR",
+                   help="one target per FACTOR x median final validation error of the "
+                   "workload's Traditional runs; the first is the primary target (default "
+                   + " ".join(f"{f:g}" for f in DEFAULT_TARGET_FACTORS) + "; commas work too)")
+    t.add_argument("--target-from", default=None, metavar="RUN_ID_OR_STUDY",
+                   help="a parent run id or study name whose Traditional runs set the factor "
+                   "targets and are never timed (default: runs tagged "
+                   f"{R.TAG_ROLE}={R.ROLE_REFERENCE}, else the timed runs themselves)")
+    s = parser.add_argument_group("statistics")
+    s.add_argument("--confirmatory", nargs="+", default=None, metavar="METHOD:BASELINE",
+                   help="the confirmatory comparisons, made at the primary target on each "
+                   "workload; Holm runs over these only, every other comparison is "
+                   "exploratory (default: each method vs traditional, e.g. sb:traditional)")
     t.add_argument("--target-error", type=float, nargs="+", default=None, metavar="ERROR",
                    help="absolute validation-error targets (several allowed; they replace the "
                    "factor rule unless --target-factor is given too)")
@@ -362,13 +520,34 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> AnalyzeOptions:
+    factors = DEFAULT_TARGET_FACTORS if args.target_factor is None else \
+        parse_factors(args.target_factor)
     return AnalyzeOptions(
         experiment=args.experiment, parent_run_id=args.parent_run, study=args.study,
-        target_factor=DEFAULT_TARGET_FACTOR if args.target_factor is None else args.target_factor,
-        target_errors=tuple(args.target_error or ()),
+        target_factors=factors, target_errors=tuple(args.target_error or ()),
         factor_with_absolute=args.target_factor is not None and bool(args.target_error),
+        target_from=args.target_from,
+        confirmatory=None if args.confirmatory is None else tuple(
+            item for text in args.confirmatory for item in _split_list(text)),
         out_dir=args.out, tracking_uri=args.tracking_uri, bootstrap_resamples=args.resamples,
         seed=args.seed, log_to_mlflow=not args.no_log)
+
+
+def _split_list(text: str) -> list[str]:
+    """'1.4,1.1' or '1.4 1.1' as one argument (MLproject passes a parameter as one word)."""
+    return [part for part in text.replace(",", " ").split() if part]
+
+
+def parse_factors(texts: list[str]) -> tuple[float, ...]:
+    factors = []
+    for text in texts:
+        for part in _split_list(text):
+            try:
+                factors.append(float(part))
+            except ValueError:
+                raise AnalysisInputError("target_factor", part, "allowed: numbers > 0, the "
+                                         "primary first (e.g. 1.4 1.1)") from None
+    return tuple(factors)
 
 
 def run_analyze_command(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """Comparisons: per-configuration time-to-target statistics, every non-baseline configuration vs
-Traditional and vs Katharopoulos18, Holm-Bonferroni across the whole report, geometric means of
-speedups across workloads and performance profiles."""
+Traditional and vs Katharopoulos18, Holm-Bonferroni across the confirmatory family (the
+comparisons a study declared; the rest are exploratory), geometric means of speedups across
+workloads and performance profiles."""
 
 from __future__ import annotations
 
@@ -157,16 +158,39 @@ def analyse_workload(wl: WorkloadGroup, *, n_resamples: int,
     return configs_out, comparisons
 
 
-def apply_holm(comparisons: list[dict], alpha: float = R.ALPHA) -> None:
-    """Holm-Bonferroni across every comparison of the report (in place)."""
-    adjusted = S.holm([c.get("p_value") for c in comparisons])
-    family = sum(p is not None for p in adjusted)
-    for row, p in zip(comparisons, adjusted):
+PRIMARY_TARGET_INDEX = 0   # the first target: the one confirmatory comparisons are made at
+
+
+def default_confirmatory(methods: list[str]) -> frozenset[tuple[str, str]]:
+    """Each method against Traditional (at the primary target, on its workload)."""
+    return frozenset((m, R.TRADITIONAL) for m in methods if m != R.TRADITIONAL)
+
+
+def family_of(row: dict, confirmatory: frozenset[tuple[str, str]]) -> str:
+    declared = (row["method"], row["baseline"]) in confirmatory
+    if declared and row["target_index"] == PRIMARY_TARGET_INDEX:
+        return R.FAMILY_CONFIRMATORY
+    return R.FAMILY_EXPLORATORY
+
+
+def apply_holm(comparisons: list[dict], confirmatory: frozenset[tuple[str, str]],
+               alpha: float = R.ALPHA) -> None:
+    """Label each comparison's family and run Holm-Bonferroni over the confirmatory one (in
+    place). Exploratory rows keep their raw p but get no adjusted p and are never significant;
+    an underpowered row is never significant either (its p-value is not evidence)."""
+    for row in comparisons:
+        row.update(family=family_of(row, confirmatory), p_holm=None, significant=False,
+                   underpowered_after_holm=False)
+    family = [c for c in comparisons if c["family"] == R.FAMILY_CONFIRMATORY]
+    adjusted = S.holm([c.get("p_value") for c in family])
+    size = sum(p is not None for p in adjusted)
+    for row in comparisons:
+        row["holm_family_size"] = size
+    for row, p in zip(family, adjusted):
         row["p_holm"] = p
-        row["holm_family_size"] = family
-        row["significant"] = bool(p is not None and p < alpha)
+        row["significant"] = bool(p is not None and p < alpha and not row["underpowered"])
         min_p = row.get("min_attainable_p", 1.0)
-        row["underpowered_after_holm"] = bool(min_p * max(family, 1) >= alpha)
+        row["underpowered_after_holm"] = bool(min_p * max(size, 1) >= alpha)
 
 
 def geometric_means(workloads: list[WorkloadGroup], comparisons: list[dict]) -> list[dict]:

@@ -136,7 +136,7 @@ def per_example_summary(table: pd.DataFrame, examples_seen: float) -> dict:
     n = len(table)
     epochs = examples_seen / n if n and examples_seen and math.isfinite(examples_seen) else math.nan
     tb = table["times_backpropped"].to_numpy(dtype=float)
-    noisy = table["is_noisy"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+    noisy = _is_noisy(table)
     total = tb.sum()
     out = {"share_backward_noisy": float(tb[noisy].sum() / total) if total > 0 else None,
            "share_data_noisy": float(noisy.mean()) if n else None, "epochs": epochs,
@@ -153,6 +153,33 @@ def per_example_summary(table: pd.DataFrame, examples_seen: float) -> dict:
     return out
 
 
+def selection_probability(table: pd.DataFrame) -> dict:
+    """P(backpropped | scored) = times backpropped / times scored per example, averaged by
+    final-loss percentile bin (LOSS_BINS equal bins, lowest loss first) and over noisy and clean
+    examples. Examples never scored (Traditional, priming only) have no probability."""
+    scored = pd.to_numeric(table.get("times_scored"), errors="coerce") \
+        if "times_scored" in table else pd.Series(np.nan, index=table.index)
+    keep = scored > 0
+    out = {"by_loss_percentile": [], "noisy": None, "clean": None}
+    if not keep.any():
+        return out
+    probability = table.loc[keep, "times_backpropped"].astype(float) / scored[keep]
+    noisy = _is_noisy(table)[keep.to_numpy()]
+    if noisy.any():
+        out["noisy"] = float(probability[noisy].mean())
+    if (~noisy).any():
+        out["clean"] = float(probability[~noisy].mean())
+    losses = pd.to_numeric(table.loc[keep, "last_loss"], errors="coerce")
+    if losses.notna().sum() >= LOSS_BINS:
+        bins = pd.qcut(losses.rank(method="first"), LOSS_BINS, labels=False)
+        out["by_loss_percentile"] = [float(v) for v in probability.groupby(bins).mean()]
+    return out
+
+
+def _is_noisy(table: pd.DataFrame) -> np.ndarray:
+    return table["is_noisy"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
+
+
 def selection_stats(wl: WorkloadGroup, client) -> list[dict]:
     """Per non-Traditional configuration: noisy share vs data share, per-class and per-loss-decile
     selection rates (times backpropped / times seen), from the runs' per_example.csv.gz."""
@@ -167,8 +194,9 @@ def selection_stats(wl: WorkloadGroup, client) -> list[dict]:
             table = load_per_example(client, run.run_id) if client is not None else None
             if table is None or "times_backpropped" not in table:
                 continue
-            summaries.append(per_example_summary(
-                table, _final(run, R.M_EXAMPLES_SEEN, R.M_TOTAL_SEEN)))
+            summaries.append({**per_example_summary(
+                table, _final(run, R.M_EXAMPLES_SEEN, R.M_TOTAL_SEEN)),
+                "selection_probability": selection_probability(table)})
         if not summaries:
             continue
         classes = sorted({c for s in summaries for c in s["per_class"]}, key=_class_key)
@@ -185,8 +213,20 @@ def selection_stats(wl: WorkloadGroup, client) -> list[dict]:
                                          for c in classes},
             "per_loss_decile_selection_rate": [float(v) for v in np.mean(deciles, axis=0)]
             if deciles and len({len(d) for d in deciles}) == 1 else [],
+            **_mean_selection_probability([s["selection_probability"] for s in summaries]),
         })
     return rows
+
+
+def _mean_selection_probability(per_run: list[dict]) -> dict:
+    """The runs' selection probabilities averaged (by loss percentile bin, noisy, clean)."""
+    curves = [p["by_loss_percentile"] for p in per_run if p["by_loss_percentile"]]
+    same_length = curves and len({len(c) for c in curves}) == 1
+    return {"selection_probability_by_loss_percentile":
+            [float(v) for v in np.mean(curves, axis=0)] if same_length else [],
+            "loss_percentile_bins": LOSS_BINS,
+            "selection_probability_noisy": _mean([p["noisy"] for p in per_run]),
+            "selection_probability_clean": _mean([p["clean"] for p in per_run])}
 
 
 def _class_key(label: str):

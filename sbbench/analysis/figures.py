@@ -1,9 +1,11 @@
-"""Figures (seaborn on matplotlib's Agg backend), one PNG file each."""
+"""Figures (seaborn on matplotlib's Agg backend), one PNG file each. Each Figure also carries
+`data`: the arrays it plots, so that what a figure shows can be checked, not only that it
+exists."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ class Figure:
     title: str
     caption: str
     section: str            # a workload label, or "" for figures across workloads
+    data: dict = field(default_factory=dict, compare=False)   # what is plotted, by series
 
 
 def _plt():
@@ -50,46 +53,85 @@ def _hue(labels: list[str], methods: list[str]) -> list[str]:
     return labels if len(set(labels)) <= MAX_HUES else methods
 
 
+X_AXES = {R.M_TRAIN_TIME: "training time (s)",
+          R.M_EXAMPLES_BACKPROPPED: "examples backpropped"}
+
+
+def _step_curves(wl: WorkloadGroup, x_metric: str) -> pd.DataFrame | None:
+    """Every run's validation error held constant between its evaluations, on one grid of
+    `x_metric` shared by the workload (a run's curve stops where the run stopped)."""
+    runs = [(cg, r) for cg in wl.configs for r in cg.runs if r.has_curve]
+    ends = [r.last(x_metric) for _, r in runs]
+    ends = [e for e in ends if math.isfinite(e)]
+    if not runs or not ends:
+        return None
+    grid = np.linspace(0.0, max(ends), TIME_GRID_POINTS)
+    x_label = X_AXES[x_metric]
+    frames = []
+    labels = _hue([cg.label for cg, _ in runs], [cg.method for cg, _ in runs])
+    for (cg, run), hue in zip(runs, labels):
+        curve = run.curve.dropna(subset=[x_metric, R.M_VAL_ERROR]) \
+            if x_metric in run.curve else pd.DataFrame()
+        if curve.empty:
+            continue
+        xs = curve[x_metric].to_numpy()
+        values = curve[R.M_VAL_ERROR].to_numpy()
+        idx = np.searchsorted(xs, grid, side="right") - 1
+        keep = (idx >= 0) & (grid <= xs[-1])
+        frames.append(pd.DataFrame({x_label: grid[keep], "validation error": values[idx[keep]],
+                                    "configuration": hue, "run": run.run_id}))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _median_curves(data: pd.DataFrame, x_label: str) -> dict:
+    """{configuration: {x, median validation error}}: the line each configuration shows."""
+    out = {}
+    for hue, part in data.groupby("configuration", sort=False):
+        median = part.groupby(x_label)["validation error"].median()
+        out[str(hue)] = {"x": median.index.to_numpy(dtype=float),
+                         "median_error": median.to_numpy(dtype=float)}
+    return out
+
+
+def _error_curve_figure(wl: WorkloadGroup, x_metric: str, out_dir: Path, *, seed: int,
+                        n_boot: int, name: str) -> Figure | None:
+    data = _step_curves(wl, x_metric)
+    if data is None:
+        return None
+    x_label = X_AXES[x_metric]
+    plt, sns = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    sns.lineplot(data=data, x=x_label, y="validation error", hue="configuration",
+                 estimator="median", errorbar=("ci", 95), n_boot=n_boot, seed=seed, ax=ax)
+    x_end = float(data[x_label].max())
+    for target in wl.targets:
+        ax.axhline(target.value, ls="--", lw=1, color="grey")
+        ax.annotate(f"target {target.value:.4g}", (x_end, target.value), ha="right",
+                    va="bottom", fontsize=8, color="grey")
+    if (data["validation error"] > 0).all():
+        ax.set_yscale("log")
+    ax.set_title(f"Validation error vs {x_label}: {wl.label}", fontsize=10)
+    path = _save(fig, out_dir / f"{name}__{wl.slug}.png")
+    return Figure(path, f"Error vs {x_label} ({wl.label})",
+                  f"Median validation error across runs against {x_label}, with a 95% "
+                  "bootstrap band; a curve stops where its run stopped (diverged runs stop "
+                  "early).", wl.label, _median_curves(data, x_label))
+
+
 def error_vs_time(wl: WorkloadGroup, out_dir: Path, *, seed: int,
                   n_boot: int = 1000) -> Figure | None:
     """Validation error vs training-clock time, median per configuration with a 95% bootstrap
     band over runs (each run's curve held constant between evaluations)."""
-    runs = [(cg, r) for cg in wl.configs for r in cg.runs if r.has_curve]
-    if not runs:
-        return None
-    t_max = max(r.budget_time_s for _, r in runs if math.isfinite(r.budget_time_s))
-    grid = np.linspace(0.0, t_max, TIME_GRID_POINTS)
-    frames = []
-    labels = _hue([cg.label for cg, _ in runs], [cg.method for cg, _ in runs])
-    for (cg, run), hue in zip(runs, labels):
-        curve = run.curve.dropna(subset=[R.M_TRAIN_TIME, R.M_VAL_ERROR])
-        if curve.empty:
-            continue
-        times = curve[R.M_TRAIN_TIME].to_numpy()
-        values = curve[R.M_VAL_ERROR].to_numpy()
-        idx = np.searchsorted(times, grid, side="right") - 1
-        keep = (idx >= 0) & (grid <= times[-1])
-        frames.append(pd.DataFrame({"training time (s)": grid[keep],
-                                    "validation error": values[idx[keep]],
-                                    "configuration": hue, "run": run.run_id}))
-    if not frames:
-        return None
-    data = pd.concat(frames, ignore_index=True)
-    plt, sns = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    sns.lineplot(data=data, x="training time (s)", y="validation error", hue="configuration",
-                 estimator="median", errorbar=("ci", 95), n_boot=n_boot, seed=seed, ax=ax)
-    for target in wl.targets:
-        ax.axhline(target.value, ls="--", lw=1, color="grey")
-        ax.annotate(f"target {target.value:.4g}", (grid[-1], target.value), ha="right",
-                    va="bottom", fontsize=8, color="grey")
-    if (data["validation error"] > 0).all():
-        ax.set_yscale("log")
-    ax.set_title(f"Validation error vs training time: {wl.label}", fontsize=10)
-    path = _save(fig, out_dir / f"error_vs_time__{wl.slug}.png")
-    return Figure(path, f"Error vs training time ({wl.label})",
-                  "Median validation error across runs with a 95% bootstrap band; a curve "
-                  "stops where its run stopped (diverged runs stop early).", wl.label)
+    return _error_curve_figure(wl, R.M_TRAIN_TIME, out_dir, seed=seed, n_boot=n_boot,
+                               name="error_vs_time")
+
+
+def error_vs_examples_backpropped(wl: WorkloadGroup, out_dir: Path, *, seed: int,
+                                  n_boot: int = 1000) -> Figure | None:
+    """Validation error vs examples backpropped: the hardware-independent view of the same
+    curves (what selection saves in backward passes, whatever the clock says)."""
+    return _error_curve_figure(wl, R.M_EXAMPLES_BACKPROPPED, out_dir, seed=seed,
+                               n_boot=n_boot, name="error_vs_backpropped")
 
 
 def time_to_target_bars(wl: WorkloadGroup, rows: list[dict], target_index: int,
@@ -134,15 +176,22 @@ def kaplan_meier(wl: WorkloadGroup, rows: list[dict], target_index: int,
         return None
     plt, sns = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    shown = {}
     for row, color in zip(rows, sns.color_palette(n_colors=len(rows))):
         km = row["kaplan_meier"]
-        t = [0.0] + list(km["time_s"])
-        p = [0.0] + list(km["probability"])
+        t = np.array([0.0] + list(km["time_s"]))
+        p = np.array([0.0] + list(km["probability"]))
         ax.step(t, p, where="post", color=color, label=f"{row['label']} (n={row['n']})")
+        low, high = _band(km)
+        if low is not None:
+            ax.fill_between(t, np.r_[0.0, low], np.r_[0.0, high], step="post", color=color,
+                            alpha=0.2, lw=0)
         censored = [r["time_s"] for r in row["runs"] if not r["reached"]]
         if censored and km["time_s"]:
             at = np.interp(censored, km["time_s"], km["probability"], left=0.0)
             ax.plot(censored, at, "|", color=color, ms=10)
+        shown[row["label"]] = {"time_s": t[1:], "probability": p[1:], "ci_low": low,
+                               "ci_high": high, "censored_at": censored}
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("P(reached target by t)")
@@ -151,8 +200,101 @@ def kaplan_meier(wl: WorkloadGroup, rows: list[dict], target_index: int,
     path = _save(fig, out_dir / f"kaplan_meier__{wl.slug}__t{target_index}.png")
     return Figure(path, f"Kaplan-Meier curves, target {rows[0]['target_error']:.4g} "
                   f"({wl.label})", "Fraction of runs that reached the target by each training "
-                  "time (scipy.stats.ecdf on right-censored data); ticks mark censored runs.",
-                  wl.label)
+                  "time (scipy.stats.ecdf on right-censored data) with its 95% pointwise "
+                  "confidence band (shaded); ticks mark censored runs.", wl.label, shown)
+
+
+def _band(km: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The confidence band as arrays (bounds scipy could not compute are clipped to [0, 1]),
+    or (None, None) when there is none."""
+    low, high = km.get("ci_low") or [], km.get("ci_high") or []
+    if not low or all(v is None for v in low + high):
+        return None, None
+    as_array = lambda values, fill: np.array([fill if v is None else v for v in values],  # noqa: E731
+                                             dtype=float)
+    return as_array(low, 0.0), as_array(high, 1.0)
+
+
+def speedup_forest(wl: WorkloadGroup, comparisons: list[dict],
+                   out_dir: Path) -> Figure | None:
+    """Forest plot: each comparison's speedup with its 95% CI, grouped by target; hollow
+    markers for underpowered comparisons, a bold label for the confirmatory ones."""
+    rows = [c for c in comparisons if c.get("speedup") is not None
+            and math.isfinite(c["speedup"])]
+    if not rows:
+        return None
+    rows = sorted(rows, key=lambda c: (c["target_index"], c["baseline"], c["label"]))
+    plt, _ = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.35 * len(rows)))
+    shown = []
+    for y, c in enumerate(rows):
+        lo, hi = c.get("ci_low"), c.get("ci_high")
+        if lo is not None and hi is not None:
+            ax.plot([lo, hi], [y, y], color="black", lw=1.2)
+        ax.plot(c["speedup"], y, "o", color="black",
+                markerfacecolor="white" if c["underpowered"] else "black")
+        shown.append({"label": c["label"], "baseline": c["baseline"],
+                      "target_index": c["target_index"], "speedup": c["speedup"],
+                      "ci_low": lo, "ci_high": hi, "family": c.get("family"),
+                      "underpowered": c["underpowered"]})
+    ax.set_yticks(range(len(rows)))
+    labels = ax.set_yticklabels([f"{c['label']} vs {c['baseline_label']} @ t{c['target_index'] + 1}"
+                                 f"{' (n too small)' if c['underpowered'] else ''}"
+                                 for c in rows], fontsize=7)
+    for text, c in zip(labels, rows):
+        if c.get("family") == R.FAMILY_CONFIRMATORY:
+            text.set_fontweight("bold")
+    ax.invert_yaxis()
+    ax.axvline(1.0, color="grey", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("speedup = median(T_baseline) / median(T_method), 95% CI")
+    ax.set_title(f"Speedups: {wl.label}", fontsize=10)
+    path = _save(fig, out_dir / f"speedup_forest__{wl.slug}.png")
+    return Figure(path, f"Speedups with 95% CIs ({wl.label})",
+                  "Each comparison's speedup and its bootstrap CI per target (t1 primary); bold: "
+                  "confirmatory family; hollow: n too small to test.", wl.label,
+                  {"rows": shown})
+
+
+def selection_probability(wl: WorkloadGroup, selection_rows: list[dict],
+                          out_dir: Path) -> Figure | None:
+    """Selection probability (times backpropped / times scored) against the example's final-
+    loss percentile, and for noisy vs clean examples, per configuration with per-example
+    tables. None when no run of the workload left one."""
+    rows = [s for s in selection_rows
+            if s.get("selection_probability_by_loss_percentile")
+            or s.get("selection_probability_noisy") is not None]
+    if not rows:
+        return None
+    plt, sns = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.0, 4.0))
+    shown = {}
+    palette = sns.color_palette(n_colors=len(rows))
+    for i, (row, color) in enumerate(zip(rows, palette)):
+        curve = row["selection_probability_by_loss_percentile"]
+        centres = (np.arange(len(curve)) + 0.5) * 100.0 / max(len(curve), 1)
+        if curve:
+            left.plot(centres, curve, "o-", color=color, label=row["label"])
+        groups = {"clean": row.get("selection_probability_clean"),
+                  "noisy": row.get("selection_probability_noisy")}
+        width = 0.8 / len(rows)
+        for j, (name, value) in enumerate(groups.items()):
+            if value is not None:
+                right.bar(j + (i - (len(rows) - 1) / 2) * width, value, width, color=color)
+        shown[row["label"]] = {"loss_percentile": centres, "probability": np.array(curve),
+                               **groups}
+    left.set_xlabel("final-loss percentile of the example")
+    left.set_ylabel("P(backpropped | scored)")
+    left.legend(fontsize=7)
+    right.set_xticks([0, 1])
+    right.set_xticklabels(["clean", "noisy label"])
+    right.set_ylabel("mean P(backpropped | scored)")
+    fig.suptitle(f"What gets selected: {wl.label}", fontsize=10)
+    path = _save(fig, out_dir / f"selection_probability__{wl.slug}.png")
+    return Figure(path, f"Selection probability ({wl.label})",
+                  "Times backpropped / times scored per example (per_example.csv.gz), averaged "
+                  "over examples in each final-loss percentile bin (left) and over clean and "
+                  "mislabelled examples (right), then over runs.", wl.label, shown)
 
 
 def phase_bars(wl: WorkloadGroup, rows: list[dict], out_dir: Path) -> Figure | None:

@@ -44,6 +44,7 @@ class WorkloadGroup:
     slug: str = ""
     targets: list[Target] = field(default_factory=list)
     target_note: str = ""
+    target_source: str = ""    # which runs set the factor targets, in words
 
     @property
     def runs(self) -> list[RunRecord]:

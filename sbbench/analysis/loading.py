@@ -89,6 +89,7 @@ class LoadedRuns:
     runs: list[RunRecord]                       # kept: ok, diverged, pruned
     excluded: list[RunRecord]                   # error, interrupted, running, no data
     ignored: int = 0                            # not training runs (sweep parents, analyses)
+    reference: list[RunRecord] = field(default_factory=list)  # tagged sbbench.role=reference
     experiment_names: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -214,16 +215,24 @@ def to_record(run) -> RunRecord | None:
         metrics=dict(run.data.metrics), failure_reason=tags.get(R.TAG_FAILURE_REASON, ""))
 
 
+def is_reference(record: RunRecord) -> bool:
+    """A reference run sets targets only: it is never timed or compared."""
+    return record.tags.get(R.TAG_ROLE, "").lower() == R.ROLE_REFERENCE
+
+
 def load_runs(client, experiment_ids: list[str], parent_run_id: str | None = None,
               study: str | None = None) -> LoadedRuns:
-    kept, excluded, ignored = [], [], 0
+    kept, excluded, reference, ignored = [], [], [], 0
     for run in search_training_runs(client, experiment_ids, parent_run_id, study):
         rec = to_record(run)
         if rec is None:
             ignored += 1
             continue
-        if rec.outcome in R.KEPT_OUTCOMES:
-            rec.curve = aligned_history(client, rec.run_id)
+        if is_reference(rec):
+            # only Traditional reference runs set targets: the others need no curve
+            reference.append(with_curve(client, rec) if rec.method == R.TRADITIONAL else rec)
+        elif rec.outcome in R.KEPT_OUTCOMES:
+            rec = with_curve(client, rec)
             if not rec.has_curve:
                 if rec.outcome == R.OUTCOME_OK:
                     rec.outcome = R.OUTCOME_NO_DATA
@@ -237,7 +246,23 @@ def load_runs(client, experiment_ids: list[str], parent_run_id: str | None = Non
             excluded.append(rec)
     kept.sort(key=lambda r: (r.workload_key, r.config_key, r.seed, r.run_id))
     excluded.sort(key=lambda r: (r.outcome, r.run_id))
-    return LoadedRuns(kept, excluded, ignored)
+    reference.sort(key=lambda r: (r.workload_key, r.config_key, r.seed, r.run_id))
+    return LoadedRuns(kept, excluded, ignored, reference=reference)
+
+
+def with_curve(client, record: RunRecord) -> RunRecord:
+    record.curve = aligned_history(client, record.run_id)
+    return record
+
+
+def load_target_runs(client, experiment_ids: list[str], parent_run_id: str | None,
+                     study: str | None) -> list[RunRecord]:
+    """The Traditional runs under a parent run or of a study (for --target-from): all of them
+    set targets, whatever their role tag, and none is timed."""
+    records = [to_record(run) for run in
+               search_training_runs(client, experiment_ids, parent_run_id, study)]
+    return [with_curve(client, rec) for rec in records
+            if rec is not None and rec.method == R.TRADITIONAL]
 
 
 def load_per_example(client, run_id: str) -> pd.DataFrame | None:

@@ -15,6 +15,11 @@ from sbbench.tracking import (  # noqa: E402
     TAG_KIND, TAG_METHOD, TAG_MODEL, TAG_PARENT)
 
 TAG_RUN_NAME = "mlflow.runName"
+# A run's role in a study. Reference runs are seeds run only to set the factor targets (issue 12:
+# a target set from the seeds it then times favours them); they are never timed or compared.
+# Defined here until the training side writes it.
+TAG_ROLE = "sbbench.role"
+ROLE_REFERENCE = "reference"
 KIND_ANALYSIS = "analysis"                      # our own report runs: never loaded as results
 
 # Curves logged at every evaluation, step = examples seen.
@@ -86,3 +91,12 @@ OUTCOME_NO_DATA = "no_data"          # FINISHED without any evaluation: reported
 KEPT_OUTCOMES = (OUTCOME_OK, OUTCOME_DIVERGED, OUTCOME_PRUNED)
 
 ALPHA = 0.05
+# Below this many runs in either arm a comparison is flagged underpowered wherever it appears
+# (ANALYSIS.md: at least 5 seeds per arm), whatever the smallest attainable p says.
+MIN_SEEDS_PER_ARM = 5
+
+# Which multiple-comparison family a comparison belongs to. Holm runs over the confirmatory
+# family only (the comparisons a study declared); exploratory ones keep their raw p and are
+# never called significant.
+FAMILY_CONFIRMATORY = "confirmatory"
+FAMILY_EXPLORATORY = "exploratory"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sbbench.analysis import record as R
 from sbbench.analysis.figures import Figure
-from sbbench.analysis.summary import fmt_diff, fmt_num, fmt_p, fmt_speedup
+from sbbench.analysis.summary import fmt_diff, fmt_num, fmt_p, fmt_raw_p, fmt_speedup
 
 
 @dataclass
@@ -124,10 +124,19 @@ PROTOCOL_NOTES = [
     "in the bootstrap and the interval is a bound ('<=' upper, '>=' lower).",
     "P(improvement) = P(T_method < T_baseline) + 1/2 P(tie), from the Mann-Whitney U statistic. "
     "Test: one-sided Mann-Whitney U (censored = +inf; exact without ties, exact permutation "
-    "with ties, else tie-corrected normal); Holm-Bonferroni across every comparison of this "
-    "report. Secondary: one-sided log-rank and Welch's t on log times (no censoring only).",
-    "When 1 / C(n_m + n_b, n_m) >= alpha = 0.05 no one-sided rank test can reject: the p-value "
-    "is flagged (n too small) instead of being read as evidence.",
+    "with ties, else tie-corrected normal). Secondary: one-sided log-rank and Welch's t on log "
+    "times (no censoring only).",
+    "Families: the confirmatory comparisons (declared with --confirmatory; by default each "
+    "method against Traditional at the primary target, the first one, on its workload) are "
+    "Holm-Bonferroni adjusted among themselves; every other comparison is exploratory: its raw "
+    "p is shown, marked 'expl', and never called significant.",
+    f"With fewer than {R.MIN_SEEDS_PER_ARM} runs in an arm, or when 1 / C(n_m + n_b, n_m) >= "
+    "alpha = 0.05 (no one-sided rank test can reject), the comparison is flagged 'n too small' "
+    "and none of its p-values is shown.",
+    "Targets: one per factor x the median final validation error of Traditional (the first is "
+    "primary), set from reference runs that are not timed (--target-from, or runs tagged "
+    f"{R.TAG_ROLE}={R.ROLE_REFERENCE}) when there are any; otherwise from the timed "
+    "Traditional seeds themselves, and the report says so.",
     "Final test error difference = mean(method) - mean(baseline) over finished runs (diverged "
     "and pruned runs have no final error: they are counted in n but not in this mean), BCa CI.",
     "Phase bound: r = (forward-select s / selection forward) / ((forward-train + backward + "
@@ -142,17 +151,18 @@ def comparison_rows(comparisons: list[dict], workload: str) -> list[list[str]]:
         if c["workload"] != workload:
             continue
         rows.append([
-            f"{c['target_error']:.4g}", c["label"], c["baseline_label"],
+            f"{c['target_error']:.4g}", c["label"], c["baseline_label"], c["family"],
             f"{c['n']} vs {c['n_baseline']}", fmt_speedup(c), c.get("ci_method", ""),
-            fmt_num(c["prob_improvement"], 2), fmt_num(c["p_value"]), fmt_p(c),
-            fmt_num(c.get("p_logrank")), fmt_num(c.get("p_welch_log")),
+            fmt_num(c["prob_improvement"], 2), fmt_raw_p(c, "p_value"), fmt_p(c),
+            fmt_raw_p(c, "p_logrank"), fmt_raw_p(c, "p_welch_log"),
             fmt_num(c.get("speedup_examples_backpropped")), fmt_diff(c)])
     return rows
 
 
-COMPARISON_HEADERS = ["target", "configuration", "baseline", "n", "speedup [95% CI]", "CI",
-                      "P(improve)", "p (MWU)", "Holm p", "p log-rank", "p Welch log",
-                      "speedup (examples backpropped)", "final test err diff [95% CI]"]
+COMPARISON_HEADERS = ["target", "configuration", "baseline", "family", "n", "speedup [95% CI]",
+                      "CI", "P(improve)", "p (MWU)", "p: Holm / expl raw", "p log-rank",
+                      "p Welch log", "speedup (examples backpropped)",
+                      "final test err diff [95% CI]"]
 
 
 def build_document(summary: dict, table_text: str, figures: list[Figure]) -> Document:
@@ -169,6 +179,11 @@ def build_document(summary: dict, table_text: str, figures: list[Figure]) -> Doc
                   f"ignored; outcomes: {outcomes}. Bootstrap: "
                   f"{summary['options']['bootstrap_resamples']} resamples, seed "
                   f"{summary['options']['seed']}.")
+    doc.paragraph(f"Target source: {summary['target_source']['text']}.")
+    doc.paragraph("Confirmatory family (Holm-adjusted, at the primary target): "
+                  f"{', '.join(summary['confirmatory_family']) or 'none'} "
+                  f"({summary['holm_family_size']} comparisons); every other comparison is "
+                  "exploratory.")
     doc.heading("Protocol")
     doc.bullets(PROTOCOL_NOTES)
     if summary["warnings"]:
@@ -186,8 +201,10 @@ def build_document(summary: dict, table_text: str, figures: list[Figure]) -> Doc
         doc.heading(f"Workload {label}")
         doc.paragraph("Params: " + ", ".join(f"{k}={v}" for k, v in sorted(wl["params"].items())))
         if wl["targets"]:
-            doc.bullets([f"target #{t['index'] + 1}: validation error <= {t['value']:.4g} "
-                         f"({t['rule']})" for t in wl["targets"]])
+            doc.bullets([f"target #{t['index'] + 1}{' (primary)' if t['index'] == 0 else ''}: "
+                         f"validation error <= {t['value']:.4g} ({t['rule']})"
+                         + (f", set from {t['source']}" if t["source"] else "")
+                         for t in wl["targets"]])
         else:
             doc.paragraph(wl["target_note"])
         doc.heading("Comparisons", 3)

@@ -10,8 +10,9 @@ Conventions
   bound.
 - One-sided Mann-Whitney U with alternative 'less' (method times stochastically smaller),
   censored runs as +inf (ties among them count 1/2). The smallest p-value a one-sided rank test
-  can reach is 1 / C(n_m + n_b, n_m); when that is not below alpha the comparison is flagged
-  `underpowered` and the report prints the limit instead of the p-value.
+  can reach is 1 / C(n_m + n_b, n_m); when that is not below alpha, or either arm has fewer
+  than MIN_SEEDS_PER_ARM runs, the comparison is flagged `underpowered` and the reports print
+  the limit instead of the p-values.
 - scipy.stats.logrank: an 'event' is reaching the target. 'greater' means the first sample's
   event (hazard) rate is greater, i.e. the method reaches the target sooner; that is the
   one-sided alternative used here (not 'less', which reads like 'shorter times' but means the
@@ -28,7 +29,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import stats
 
-from sbbench.analysis.record import ALPHA
+from sbbench.analysis.record import ALPHA, MIN_SEEDS_PER_ARM
 
 # Beyond this many distinct splits the permutation test falls back to the normal approximation.
 MAX_EXACT_PERMUTATIONS = 50_000  # C(18, 9) = 48,620 splits take ~0.4 s
@@ -192,6 +193,16 @@ def min_attainable_p(n_method: int, n_base: int) -> float:
     return 1.0 / math.comb(n_method + n_base, n_method)
 
 
+def underpowered_reason(n_method: int, n_base: int, min_p: float,
+                        alpha: float = ALPHA) -> str | None:
+    """Why a comparison of these sizes cannot be read as evidence, or None when it can."""
+    if min(n_method, n_base) < MIN_SEEDS_PER_ARM:
+        return f"fewer than {MIN_SEEDS_PER_ARM} runs in an arm"
+    if min_p >= alpha:
+        return f"min attainable p = {min_p:.3g} >= alpha"
+    return None
+
+
 def mann_whitney_less(method: np.ndarray, base: np.ndarray,
                       rng: np.random.Generator) -> tuple[float, str]:
     """One-sided Mann-Whitney U (method stochastically smaller), censored runs as +inf.
@@ -299,7 +310,8 @@ def compare_times(method: TimeSample, base: TimeSample, *, n_resamples: int,
     out.update(p_value=p, test_method=f"one-sided Mann-Whitney U, {test}")
     min_p = min_attainable_p(method.n, base.n)
     out["min_attainable_p"] = min_p
-    out["underpowered"] = bool(min_p >= alpha)
+    out["underpowered_reason"] = underpowered_reason(method.n, base.n, min_p, alpha)
+    out["underpowered"] = out["underpowered_reason"] is not None
     out["p_logrank"] = logrank_p(method, base)
     out["p_welch_log"] = welch_log_p(method, base)
     return out

@@ -14,7 +14,8 @@ from sbbench.analysis import record as R
 REQUIRED_COMPARISON_KEYS = (
     "workload", "method", "config", "baseline", "target_error", "n", "n_baseline",
     "success_rate", "median_time_s", "speedup", "ci_low", "ci_high", "p_value", "p_holm",
-    "prob_improvement", "final_error_diff")
+    "family", "underpowered", "prob_improvement", "final_error_diff")
+UNDERPOWERED = "n too small"
 
 
 def json_safe(value: Any) -> Any:
@@ -80,16 +81,30 @@ def fmt_speedup(row: dict | None) -> str:
     return text
 
 
+def _p_text(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "-"
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+
 def fmt_p(row: dict | None) -> str:
+    """The p-value a reader may read: hidden when underpowered; Holm-adjusted (starred when
+    significant) in the confirmatory family; raw and marked 'expl' otherwise."""
     if row is None:
         return "-"
     if row.get("underpowered"):
-        return "n too small!"
+        return UNDERPOWERED
+    if row.get("family") == R.FAMILY_EXPLORATORY:
+        return f"{_p_text(row.get('p_value'))} expl"
     p = row.get("p_holm")
     if p is None:
         return "-"
-    star = "*" if row.get("significant") else ""
-    return (f"{p:.2g}" if p >= 0.001 else f"{p:.1e}") + star
+    return _p_text(p) + ("*" if row.get("significant") else "")
+
+
+def fmt_raw_p(row: dict, key: str) -> str:
+    """A secondary p-value, hidden exactly as fmt_p hides the primary one."""
+    return UNDERPOWERED if row.get("underpowered") else fmt_num(row.get(key))
 
 
 def fmt_diff(row: dict | None) -> str:
@@ -125,9 +140,9 @@ def workload_table(workload: str, target: dict, config_rows: list[dict],
                "speedup vs Traditional [95% CI]"]
     if has_kath:
         headers.append("vs Katharopoulos18 [95% CI]")
-    headers += ["Holm p (vs Trad" + (" / K18)" if has_kath else ")"),
+    headers += ["p: Holm / expl raw (vs Trad" + (" / K18)" if has_kath else ")"),
                 "final test err diff vs Trad [95% CI]"]
-    table, notes = [], []
+    table, notes, underpowered = [], [], []
     for row in rows_cfg:
         trad = by.get((row["label"], R.TRADITIONAL))
         kath = by.get((row["label"], R.KATH18))
@@ -156,10 +171,9 @@ def workload_table(workload: str, target: dict, config_rows: list[dict],
                 continue
             name = "Traditional" if comp["baseline"] == R.TRADITIONAL else "Katharopoulos18"
             if comp.get("underpowered"):
-                notes.append(f"! {row['label']} vs {name}: n too small: min attainable p = "
-                             f"{comp['min_attainable_p']:.3g} (n={comp['n']} vs "
-                             f"{comp['n_baseline']}); p = {fmt_num(comp['p_value'])} is not "
-                             f"evidence")
+                underpowered.append(f"{row['label']} vs {name} ({comp['n']} vs "
+                                    f"{comp['n_baseline']} runs, min attainable p = "
+                                    f"{comp['min_attainable_p']:.3g})")
             elif comp.get("underpowered_after_holm") and comp.get("p_holm") is not None:
                 notes.append(f"! {row['label']} vs {name}: with {comp['holm_family_size']} "
                              f"comparisons Holm cannot go below alpha at n={comp['n']} vs "
@@ -170,10 +184,19 @@ def workload_table(workload: str, target: dict, config_rows: list[dict],
         if row["n_crossed_before_divergence"]:
             notes.append(f"  {row['label']}: {row['n_crossed_before_divergence']} diverged run(s) "
                          "had crossed the target before diverging (counted as not reached)")
+    if underpowered:
+        # one footnote for all of them: a line per row would bury the table
+        notes.insert(0, f"! {UNDERPOWERED} (fewer than {R.MIN_SEEDS_PER_ARM} runs in an arm, or "
+                     f"no one-sided rank test can reach alpha {R.ALPHA}): p-values not shown "
+                     "for " + "; ".join(underpowered))
     title = (f"== {workload} | target val error <= {target['value']:.4g} ({target['rule']}) ==")
+    if target.get("source"):
+        title += f"\n   target set from {target['source']}"
     legend = ("speedup = median(T_baseline)/median(T_method); <= / >= : bound (censored runs "
-              "at the workload budget); p suffix: percentile CI; * significant after Holm (alpha "
-              f"{R.ALPHA}); div/pr: diverged/pruned runs counted as censored")
+              "at the workload budget); p suffix: percentile CI; * significant after Holm over "
+              f"the confirmatory family (alpha {R.ALPHA}); expl: exploratory comparison, raw "
+              "one-sided p (not adjusted, never significant); div/pr: diverged/pruned runs "
+              "counted as censored")
     parts = [title, fixed_width(headers, table)]
     if notes:
         parts.append("\n".join(notes))

@@ -24,9 +24,39 @@ from sbbench.analysis.loading import RunRecord
 
 @dataclass(frozen=True)
 class Target:
-    index: int          # 0, 1, ... in the order asked for
+    index: int          # 0, 1, ... in the order asked for; 0 is the primary target
     value: float        # validation error
     rule: str           # how it was obtained, in words
+    source: str = ""    # which runs set it, in words (empty for absolute targets)
+
+
+# Said plainly wherever a factor target comes from the seeds it then times (ANALYSIS.md
+# pitfall: the target is then chosen on the same seeds that are timed).
+TIMED_SEEDS_SOURCE = ("the timed Traditional seeds themselves (no reference runs): the target "
+                      "is not independent of the times it grades")
+
+
+@dataclass(frozen=True)
+class TargetSource:
+    """Where a workload's factor targets come from: reference runs (never timed) when there are
+    any, else the timed Traditional runs."""
+    runs: list[RunRecord]
+    description: str
+    is_reference: bool
+
+    @classmethod
+    def choose(cls, timed_runs: list[RunRecord], reference_runs: list[RunRecord],
+               reference_label: str) -> "TargetSource":
+        usable = finished_traditional(reference_runs)
+        if usable:
+            return cls(usable, f"reference runs ({reference_label}; n={len(usable)}), not "
+                       "timed", True)
+        return cls(finished_traditional(timed_runs), TIMED_SEEDS_SOURCE, False)
+
+
+def finished_traditional(runs: list[RunRecord]) -> list[RunRecord]:
+    return [r for r in runs if r.method == R.TRADITIONAL and r.outcome == R.OUTCOME_OK
+            and math.isfinite(r.final_val_error)]
 
 
 @dataclass(frozen=True)
@@ -47,30 +77,35 @@ class Crossing:
         return not self.reached
 
 
-def workload_targets(runs: list[RunRecord], factor: float, absolute: tuple[float, ...],
-                     factor_with_absolute: bool = False) -> tuple[list[Target], str]:
+def workload_targets(runs: list[RunRecord], factors: float | tuple[float, ...],
+                     absolute: tuple[float, ...], factor_with_absolute: bool = False,
+                     source: TargetSource | None = None) -> tuple[list[Target], str]:
     """Targets of one workload and a note (empty when fine).
 
+    One target per factor (the first is the primary one), each factor x the median final
+    validation error of the Traditional runs of `source` (default: the timed runs themselves).
     Absolute targets replace the factor rule unless `factor_with_absolute`: then the factor
-    target comes first and the absolute ones follow (ANALYSIS.md: report two or three targets,
+    targets come first and the absolute ones follow (ANALYSIS.md: report two or three targets,
     conclusions often flip with the threshold)."""
+    factors = (factors,) if isinstance(factors, (int, float)) else tuple(factors)
     absolute_targets = [float(v) for v in absolute]
     if absolute_targets and not factor_with_absolute:
         return [Target(i, v, "absolute") for i, v in enumerate(absolute_targets)], ""
-    finals = [r.final_val_error for r in runs
-              if r.method == R.TRADITIONAL and r.outcome == R.OUTCOME_OK]
-    finals = [f for f in finals if math.isfinite(f)]
+    source = source or TargetSource.choose(runs, [], "")
+    finals = [r.final_val_error for r in source.runs]
     if not finals:
         note = ("no finished Traditional run: no default target (give absolute targets "
                 "with --target-error)")
         return [Target(i, v, "absolute") for i, v in enumerate(absolute_targets)], \
             note if not absolute_targets else ""
     median = float(np.median(finals))
-    rule = (f"{factor:g} x median final validation error of Traditional "
-            f"({median:.4g}, n={len(finals)})")
-    targets = [Target(0, factor * median, rule)]
-    targets += [Target(i + 1, v, "absolute") for i, v in enumerate(absolute_targets)
-                if not math.isclose(v, factor * median)]
+    values = [(f * median, f"{f:g} x median final validation error of Traditional "
+               f"({median:.4g}, n={len(finals)})", source.description) for f in factors]
+    values += [(v, "absolute", "") for v in absolute_targets]
+    targets: list[Target] = []
+    for value, rule, where in values:
+        if not any(math.isclose(value, t.value) for t in targets):
+            targets.append(Target(len(targets), value, rule, where))
     return targets, ""
 
 

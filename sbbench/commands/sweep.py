@@ -64,16 +64,17 @@ def _analyze(result, spec, args: argparse.Namespace) -> None:
     """The analysis of this study's runs, when the analysis package is installed."""
     try:
         from sbbench.analysis import AnalyzeOptions, analyze
-        from sbbench.analysis.api import DEFAULT_TARGET_FACTOR
+        from sbbench.analysis.api import DEFAULT_TARGET_FACTOR, factors_with_primary
     except ImportError:
         print("(analysis not available in this installation: skipped)", file=sys.stderr)
         return
     out = args.out or f"sbbench-out/{result.study_name}"
-    # The paper's rule (or the study's own factor), plus the study's absolute target when it
-    # has one: conclusions often flip with the threshold (ANALYSIS.md).
+    # The paper's rule (or the study's own factor) as the primary target, the tight default
+    # beside it, plus the study's absolute target when it has one: conclusions often flip
+    # with the threshold (ANALYSIS.md).
     objective = spec.objective
     factor = objective.target_factor or DEFAULT_TARGET_FACTOR
-    targets = dict(target_factor=factor, factor_with_absolute=True,
+    targets = dict(target_factors=factors_with_primary(factor), factor_with_absolute=True,
                    target_errors=(() if objective.target_error is None else (objective.target_error,)))
     if result.all_trials_under_parent:
         # The analysis run becomes one more child of the sweep's parent.
