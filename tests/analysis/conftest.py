@@ -9,7 +9,10 @@ Workload A (mnist1d/cnn, no label noise), 8 seeds per arm unless said otherwise:
 - plus: one crashed sb run (error: excluded), one pruned sb trial (censored), one analysis run and
   one sweep-parent run (both ignored).
 Workload B (label_noise 0.1): 3 traditional vs 3 sb (compressed 2x) -> underpowered, with
-per_example.csv.gz artifacts in which noisy examples are backpropped 3x as often.
+per_example.csv.gz artifacts in which noisy examples are backpropped 3x as often: each example is
+scored 8 times and backpropped 1-2 times (clean) or 3-6 times (noisy), so its selection
+probability is 1.5/8 on average when clean and 4.5/8 when noisy, and noisy examples have higher
+losses.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ def per_example_table(seed: int, n: int = 400, noise: float = 0.1) -> pd.DataFra
     noisy[rng.choice(n, int(noise * n), replace=False)] = True
     backpropped = np.where(noisy, 3, 1) * rng.integers(1, 3, n)
     return pd.DataFrame({"id": np.arange(n), "label": labels, "clean_label": labels,
-                         "is_noisy": noisy, "times_scored": 4, "times_backpropped": backpropped,
+                         "is_noisy": noisy, "times_scored": 8, "times_backpropped": backpropped,
                          "last_loss": rng.exponential(1.0, n) + 2.0 * noisy})
 
 

@@ -162,3 +162,19 @@ def test_geometric_mean_and_profile():
     assert S.geometric_mean([None, math.nan]) is None
     assert S.performance_profile([1.0, 2.0, math.inf], np.array([1.0, 2.0, 4.0])) == \
         pytest.approx([1 / 3, 2 / 3, 2 / 3])
+
+
+def test_speedup_is_a_ratio_of_medians_not_of_means():
+    """Planted: two slow outliers in the method's arm move its mean ~18x and its median not at
+    all. Ratio of medians = 2.0 / 1.05 = 1.905; ratio of means = 2.0 / 19.3 = 0.10."""
+    method = np.array([0.9, 1.0, 1.0, 1.05, 1.1, 60.0, 70.0])
+    base = np.array([1.8, 1.9, 2.0, 2.0, 2.1, 2.1, 2.2])
+    out = S.compare_times(S.TimeSample.of(method, [False] * 7),
+                          S.TimeSample.of(base, [False] * 7),
+                          n_resamples=999, rng=np.random.default_rng(0))
+    assert out["speedup"] == pytest.approx(2.0 / 1.05)
+    assert abs(out["speedup"] - base.mean() / method.mean()) > 1.5
+    assert out["speedup_note"] == "ratio of medians"
+    assert out["ci_low"] <= out["speedup"] <= out["ci_high"]
+    assert out["ci_high"] < 2.5       # the outliers do not drag the interval down to ~0.1
+    assert out["ci_low"] > 1.0
