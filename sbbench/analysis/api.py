@@ -253,6 +253,7 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     family = confirmatory_family(options) or C.default_confirmatory(
         sorted({cg.method for wl in workloads for cg in wl.configs}))
     C.apply_holm(comparisons, family)
+    warnings += unmatched_confirmatory(family, comparisons)
     general_warnings = list(warnings)   # the underpowered ones are already under their tables
     for comp in comparisons:
         if comp["underpowered"]:
@@ -302,6 +303,14 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     if run_id is not None:
         _finish_analysis_run(client, run_id, out_dir, summary)
     return AnalysisResult(summary, table_text, paths, run_id, figures)
+
+
+def unmatched_confirmatory(family: frozenset[tuple[str, str]],
+                           comparisons: list[dict]) -> list[str]:
+    """A declared comparison that no workload holds is said, not silently dropped."""
+    made = {(c["method"], c["baseline"]) for c in comparisons}
+    return [f"confirmatory {m}:{b} matches no comparison in these runs"
+            for m, b in sorted(family - made)]
 
 
 # --- targets -----------------------------------------------------------------------------------

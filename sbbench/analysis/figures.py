@@ -210,9 +210,11 @@ def _band(km: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
     low, high = km.get("ci_low") or [], km.get("ci_high") or []
     if not low or all(v is None for v in low + high):
         return None, None
-    as_array = lambda values, fill: np.array([fill if v is None else v for v in values],  # noqa: E731
-                                             dtype=float)
-    return as_array(low, 0.0), as_array(high, 1.0)
+    return _filled(low, 0.0), _filled(high, 1.0)
+
+
+def _filled(values: list, fill: float) -> np.ndarray:
+    return np.array([fill if v is None else v for v in values], dtype=float)
 
 
 def speedup_forest(wl: WorkloadGroup, comparisons: list[dict],

@@ -228,6 +228,10 @@ def test_cli_defaults_and_command(synthetic_store, tmp_path, capsys):
     (["--seed", "-2"], "seed"),
     (["--experiment", "does-not-exist"], "experiment"),
     (["--parent-run", "0123456789abcdef"], "parent_run"),
+    (["--target-factor", "1.4", "x"], "target_factor"),
+    (["--target-factor", "1.4", "1.4"], "target_factor"),
+    (["--confirmatory", "sb:traditional", "sb-kath18"], "confirmatory"),
+    (["--target-from", "no-such-study"], "target_from"),
 ])
 def test_bad_inputs_are_one_line_errors_naming_the_field(synthetic_store, tmp_path, argv,
                                                          field):
