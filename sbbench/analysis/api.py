@@ -255,12 +255,7 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     C.apply_holm(comparisons, family)
     warnings += unmatched_confirmatory(family, comparisons)
     general_warnings = list(warnings)   # the underpowered ones are already under their tables
-    for comp in comparisons:
-        if comp["underpowered"]:
-            warnings.append(f"{comp['workload']}: {comp['label']} vs {comp['baseline_label']} "
-                            f"(target #{comp['target_index'] + 1}): n too small "
-                            f"({comp['underpowered_reason']}; n={comp['n']} vs "
-                            f"{comp['n_baseline']}): p-values not shown")
+    warnings += underpowered_warnings(comparisons)
     phase_rows = [row for wl in workloads for row in costs.phase_table(wl)]
     pareto_rows = [row for wl in workloads for row in costs.pareto(wl)]
     selection_rows = [row for wl in workloads for row in costs.selection_stats(wl, client)]
@@ -303,6 +298,19 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     if run_id is not None:
         _finish_analysis_run(client, run_id, out_dir, summary)
     return AnalysisResult(summary, table_text, paths, run_id, figures)
+
+
+def underpowered_warnings(comparisons: list[dict]) -> list[str]:
+    """One line per workload naming its comparisons too small to test (not one per row)."""
+    by_workload: dict[str, list[str]] = {}
+    for comp in comparisons:
+        if comp["underpowered"]:
+            by_workload.setdefault(comp["workload"], []).append(
+                f"{comp['label']} vs {comp['baseline_label']} at target "
+                f"#{comp['target_index'] + 1} ({comp['n']} vs {comp['n_baseline']} runs: "
+                f"{comp['underpowered_reason']})")
+    return [f"{workload}: n too small, p-values not shown: {'; '.join(items)}"
+            for workload, items in by_workload.items()]
 
 
 def unmatched_confirmatory(family: frozenset[tuple[str, str]],

@@ -227,6 +227,8 @@ def speedup_forest(wl: WorkloadGroup, comparisons: list[dict],
         return None
     rows = sorted(rows, key=lambda c: (c["target_index"], c["baseline"], c["label"]))
     plt, _ = _plt()
+    from matplotlib.ticker import FuncFormatter
+
     fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.35 * len(rows)))
     shown = []
     for y, c in enumerate(rows):
@@ -249,7 +251,11 @@ def speedup_forest(wl: WorkloadGroup, comparisons: list[dict],
     ax.invert_yaxis()
     ax.axvline(1.0, color="grey", ls="--", lw=1)
     ax.set_xscale("log")
-    ax.set_xlabel("speedup = median(T_baseline) / median(T_method), 95% CI")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")   # 0.6, not 6 x 10^-1
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="both", labelsize=7)
+    ax.set_xlabel("speedup (median T baseline / median T method) [95% CI]", fontsize=8)
     ax.set_title(f"Speedups: {wl.label}", fontsize=10)
     path = _save(fig, out_dir / f"speedup_forest__{wl.slug}.png")
     return Figure(path, f"Speedups with 95% CIs ({wl.label})",
