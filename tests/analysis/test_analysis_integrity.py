@@ -1,10 +1,12 @@
 """Measurement integrity (issue 12, analysis points 6-10), on planted truths.
 
 Point 6 (confirmatory family): test_holm_runs_over_the_confirmatory_family_only,
-    test_declared_confirmatory_family_replaces_the_default, test_bad_confirmatory_is_exit_2.
+    test_declared_confirmatory_family_replaces_the_default, test_bad_confirmatory_is_exit_2,
+    test_family_helpers_without_a_store.
 Point 7 (target source): test_default_targets_say_they_come_from_the_timed_seeds,
     test_reference_runs_set_the_targets_and_are_not_timed, test_target_from_a_parent_run,
-    test_target_from_a_study, test_target_from_that_overlaps_the_timed_runs_is_refused.
+    test_target_from_a_study, test_target_from_that_overlaps_the_timed_runs_is_refused,
+    test_bad_target_from_is_exit_2.
 Point 8 (two targets): test_two_factor_targets_by_default_the_first_primary.
 Point 9 (underpowered): test_fewer_than_five_runs_in_an_arm_is_underpowered,
     test_reports_hide_every_p_value_of_underpowered_rows, test_one_footnote_for_underpowered_rows.
@@ -361,3 +363,28 @@ def test_selection_probability_figure_from_per_example_tables(analysed):
                 and f.section == WL_A]
     assert any(w.startswith(WL_A) and "selection-probability figure is skipped" in w
                for w in analysed.summary["warnings"])
+
+
+def test_family_helpers_without_a_store():
+    from sbbench.analysis.api import (factors_with_primary, parse_comparison,
+                                      unmatched_confirmatory)
+    from sbbench.analysis.comparisons import apply_holm
+
+    # a study's own factor becomes primary; the defaults follow without repeating it
+    assert factors_with_primary(1.4) == (1.4, 1.1)
+    assert factors_with_primary(1.2) == (1.2, 1.4, 1.1)
+    assert parse_comparison(" SB:Traditional ") == ("sb", "traditional")
+    comps = [{"method": m, "baseline": "traditional", "target_index": t, "p_value": p,
+              "underpowered": u, "min_attainable_p": 1e-4}
+             for m, t, p, u in (("sb", 0, 0.01, False), ("sb", 1, 0.001, False),
+                                ("random", 0, 0.02, False), ("stale_sb", 0, 0.001, True))]
+    family = frozenset({("sb", "traditional"), ("random", "traditional"),
+                        ("stale_sb", "traditional")})
+    apply_holm(comps, family)
+    assert [c["family"] for c in comps] == ["confirmatory", "exploratory", "confirmatory",
+                                            "confirmatory"]
+    assert [c["p_holm"] for c in comps] == pytest.approx([0.02, None, 0.02, 0.003])
+    # significant: confirmatory, adjusted p < alpha, and enough runs to be evidence
+    assert [c["significant"] for c in comps] == [True, False, True, False]
+    assert unmatched_confirmatory(family | {("kath18", "traditional")}, comps) == [
+        "confirmatory kath18:traditional matches no comparison in these runs"]
