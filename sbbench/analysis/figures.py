@@ -383,7 +383,8 @@ def ablation_panels(comparisons: list[dict], phase_rows: list[dict], selection_r
                             "keep rate": k.get("s"),
                             "selection forwards / example seen": k.get("f"),
                             "backward share on noisy": sel.get("share_backward_noisy"),
-                            "data share noisy": sel.get("share_data_noisy")})
+                            "data share noisy": sel.get("share_data_noisy"),
+                            "underpowered": bool(c.get("underpowered", False))})
         data = pd.DataFrame(records)
         if data.empty or data[axis].nunique() < 2:
             continue
@@ -408,6 +409,11 @@ def ablation_panels(comparisons: list[dict], phase_rows: list[dict], selection_r
                                   (ok["ci_high"] - ok["speedup"]).clip(lower=0)],
                             fmt="none", ecolor="grey", capsize=3, lw=1)
                 ax.axhline(1.0, color="grey", lw=1, ls="--")
+                small = sub[sub["underpowered"]]
+                if not small.empty:   # flagged here too, as in every table
+                    ax.plot(small[axis], small["speedup"], "o", mfc="white", mec="black",
+                            label="n too small")
+                    ax.legend(fontsize=7)
             if panel == "final error diff":
                 ax.axhline(0.0, color="grey", lw=1, ls="--")
             if panel == "backward share on noisy":
@@ -420,9 +426,10 @@ def ablation_panels(comparisons: list[dict], phase_rows: list[dict], selection_r
         fig.suptitle(f"Ablation: {axis} (vs Traditional, first target)", fontsize=11)
         path = _save(fig, out_dir / f"ablation__{axis}.png")
         figures.append(Figure(path, f"Ablation over {axis}",
-                              f"Speedup vs Traditional (95% CI), final test error difference "
-                              f"and keep rate against {axis}; mean over configurations sharing "
-                              f"a value.", ""))
+                              f"Speedup vs Traditional (95% CI; hollow: n too small to test), "
+                              f"final test error difference and keep rate against {axis}; mean "
+                              f"over configurations sharing a value.", "",
+                              {"points": records}))
     return figures
 
 

@@ -26,3 +26,12 @@ def test_ablation_panels_for_swept_axes_only(tmp_path):
     # beta varies; staleness varies (plain SB counts as n = 1); batch size and noise do not
     assert names == ["ablation__beta.png", "ablation__staleness.png"]
     assert all(f.path.stat().st_size > 1000 for f in figures)
+
+
+def test_ablation_panels_flag_underpowered_speedups(tmp_path):
+    """Issue 12 point 9: a comparison too small to test is flagged wherever it appears."""
+    comparisons = [comp("sb", beta=b) for b in (1, 2, 3)]
+    comparisons[0]["underpowered"] = True
+    (fig,) = F.ablation_panels(comparisons, [], [], tmp_path)
+    flags = {p["beta"]: p["underpowered"] for p in fig.data["points"]}
+    assert flags == {1: True, 2: False, 3: False}
