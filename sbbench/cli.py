@@ -1,7 +1,9 @@
 """Command line: `sbbench train | sweep | analyze | bench`.
 
 Every bad input becomes one line on stderr and exit code 2, before any compute and before any
-MLflow run is created. SIGTERM is turned into SystemExit so a killed run ends KILLED, not RUNNING.
+MLflow run is created. Ctrl-C exits 130 and SIGTERM 143, whatever the command was doing: the
+signal is recorded (sbbench.stop_signals), so an interrupt that a library swallowed or turned into
+another error still ends the command with the signal's code, never 0 or 1.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import importlib
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
+
+from sbbench import stop_signals
 
 EXIT_OK = 0
 EXIT_FAILED_RUN = 1
@@ -45,10 +49,6 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _raise_system_exit(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sbbench",
@@ -68,18 +68,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _raise_system_exit)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    stop_signals.install()
+    command = "sbbench"
     try:
-        return handler(args)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = f"sbbench {args.command}"
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        code = handler(args)
+        stop_signals.raise_if_requested()  # a stop some library swallowed
+        return code
     except bad_input_errors() as err:
-        print(f"sbbench {args.command}: error: {err}", file=sys.stderr)
+        if stop_signals.requested():
+            return _interrupted(command)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"sbbench {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, SystemExit) as err:
+        if isinstance(err, SystemExit) and not stop_signals.requested():
+            raise  # argparse's --help and usage errors
+        return _interrupted(command)
+    except BaseException:
+        if stop_signals.requested():  # the interrupt, turned into another error on its way up
+            return _interrupted(command)
+        raise
+
+
+def _interrupted(command: str) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the message and exit are not cut short
+    name = "interrupted" if stop_signals.exit_code() == EXIT_INTERRUPTED else "terminated"
+    print(f"{command}: {name}", file=sys.stderr)
+    return stop_signals.exit_code()
 
 
 if __name__ == "__main__":

@@ -145,6 +145,9 @@ class RunConfig:
                                        _number(0, low_open=True, optional=True), group="workload")
     eval_every_examples: int = _cfg(10000, "evaluate every this many examples seen (same for "
                                     "every method)", _number(1), group="workload")
+    test_every_evaluation: bool = _cfg(False, "also measure test error at every evaluation "
+                                       "(default: once, on the final model; time to target "
+                                       "reads validation error)", group="workload")
     target_val_error: float | None = _cfg(None, "stop once validation error <= this",
                                           _number(0, 1, optional=True), group="workload")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from sbbench.tracking import TrackingOptions
@@ -39,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    from sbbench import stop_signals
     from sbbench.sweep.coordinator import Coordinator, SweepOptions
     from sbbench.sweep.study import StudyError, load_study
 
@@ -51,13 +54,27 @@ def run(args: argparse.Namespace) -> int:
                            progress=not args.no_progress)
     coordinator = Coordinator(spec, options)
     result = coordinator.run()
-    counts = ", ".join(f"{v} {k}" for k, v in result.counts.items())
-    print(f"sweep {result.study_name}: {counts} in {result.wall_s:.0f} s "
-          f"(parent run {result.parent_run_id}, storage {result.storage_url})")
+    stop_signals.raise_if_requested()
     if not args.no_analyze:
         _analyze(result, spec, args)
+        stop_signals.raise_if_requested()  # a Ctrl-C during the analysis is not a success
     print(f"MLflow UI: mlflow ui --backend-store-uri {result.tracking_uri}")
+    print(closing_line(result, time.monotonic() - started, args.workers))
     return 0
+
+
+def closing_line(result, wall_s: float, workers: int) -> str:
+    """What ran, and how much of the user's wait was the training being measured: the trials'
+    training clocks against the command's wall time (times the workers sharing it)."""
+    counts = ", ".join(f"{v} {k}" for k, v in result.counts.items())
+    line = (f"sweep {result.study_name}: {counts} in {wall_s:.0f} s "
+            f"(parent run {result.parent_run_id}, storage {result.storage_url})")
+    if result.trials_run:
+        share = result.train_clock_s / max(1e-9, wall_s * workers)
+        per_worker = f" x {workers} workers" if workers > 1 else ""
+        line += (f"; training clock {result.train_clock_s:.0f} s over {result.trials_run} "
+                 f"trial(s) = {share:.0%} of the wall time{per_worker}")
+    return line
 
 
 def _analyze(result, spec, args: argparse.Namespace) -> None:
@@ -84,6 +101,8 @@ def _analyze(result, spec, args: argparse.Namespace) -> None:
         # Resumed under another `mlflow run` (a new parent): find the trials by study tag.
         options = AnalyzeOptions(experiment=result.experiment_name, study=result.study_name,
                                  tracking_uri=result.tracking_uri, out_dir=out, **targets)
+    print(f"sbbench sweep: analysing the runs of {result.study_name} ...", file=sys.stderr,
+          flush=True)
     try:
         analysis = analyze(options)
     except Exception as err:  # the sweep's runs are safe; the analysis can be re-run alone

@@ -7,8 +7,9 @@ import hashlib
 import json
 import os
 import random
+import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +46,33 @@ def args_digest(args: dict) -> str:
     return hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _generate(args: dict) -> tuple[np.ndarray, np.ndarray]:
+def interpolate_with_numpy(x: np.ndarray, n: int) -> np.ndarray:
+    """mnist1d's `interpolate`, without building a scipy `interp1d` object per call.
+
+    For 1-D data and kind="linear", interp1d hands the work to `np.interp` with these same
+    arguments, so the values are bit-identical (tested); the object construction was 2/3 of
+    the generation time (36 s -> 11.5 s for the default 70,000 examples on 2 cores)."""
+    return np.interp(np.linspace(0, 1, n), np.linspace(0, 1, len(x)), x)
+
+
+@contextmanager
+def fast_interpolation():
+    """Swap mnist1d's per-example interpolation for the NumPy one while generating."""
+    import mnist1d.transform  # noqa: F401  (the package re-exports a function of that name)
+
+    module = sys.modules["mnist1d.transform"]
+    original = module.interpolate
+    module.interpolate = interpolate_with_numpy
+    try:
+        yield
+    finally:
+        module.interpolate = original
+
+
+def _generate(args: dict, fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
     from mnist1d.data import ObjectView, make_dataset
 
-    with preserved_global_rngs():
+    with preserved_global_rngs(), (fast_interpolation() if fast else nullcontext()):
         data = make_dataset(ObjectView(dict(args)))
     return data["x"].astype(np.float32), data["y"].astype(np.int64)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing.connection
 import os
 import signal
 import subprocess
@@ -33,11 +34,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sbbench import tracking
+from sbbench import stop_signals, tracking
 from sbbench.sweep import trial_records as names
 from sbbench.sweep.storage import STATE_DIR, open_storage, storage_url_for
 from sbbench.sweep.objective import curve_from_attr, objective_values
 from sbbench.sweep.study import Objective, StudySpec, point_key
+from sbbench.sweep.trial_process import TrialProcess, start_server
 from sbbench.sweep.worker import TrialJob
 
 POLL_INTERVAL_S = 0.5
@@ -82,6 +84,8 @@ class SweepResult:
     wall_s: float
     experiment_name: str | None = None
     all_trials_under_parent: bool = True  # False: some trial runs belong to an earlier parent
+    trials_run: int = 0       # trials this invocation ran to a result
+    train_clock_s: float = 0.0  # their training clocks, summed
 
 
 def _sampler(spec: StudySpec):
@@ -114,6 +118,9 @@ class Coordinator:
             raise StudyError(spec.path, "objective", spec.objective.kind,
                              f"the objective study {self.study_name!r} was created with; use "
                              "--study-name for a new study")
+        # Inputs checked: the trial fork server imports torch and the training code while this
+        # process sets up the experiment and the parent run.
+        start_server()
         self.client = tracking.get_client(self.tracking_uri)
         # Initialise the store once, here, before any worker touches it (no schema race).
         self.experiment = options.tracking.experiment
@@ -122,8 +129,9 @@ class Coordinator:
         if self.experiment is not None:
             tracking.ensure_experiment(self.client, self.experiment)
         self.log_dir = (STATE_DIR.parent / "logs" / self.study_name).resolve()
-        self.running: dict[int, tuple[subprocess.Popen, str]] = {}
+        self.running: dict[int, tuple[TrialProcess, str]] = {}
         self._attempted: set[str] = set()  # grid points launched by this invocation
+        self._launched: set[int] = set()  # trial numbers launched by this invocation
         self._targets: dict[str, float] = {}  # target_factor studies: fixed targets
         self._last_heartbeat = 0.0
         self.parent_run_id: str | None = None
@@ -466,13 +474,9 @@ class Coordinator:
         env["MLFLOW_TRACKING_URI"] = self.tracking_uri
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"trial-{trial.number}.log"
-        with open(log_path, "w") as log:
-            process = subprocess.Popen([sys.executable, "-m", "sbbench.sweep.worker"],
-                                       stdin=subprocess.PIPE, stdout=log, stderr=log, env=env,
-                                       text=True)
-        process.stdin.write(job.to_json())
-        process.stdin.close()
+        process = TrialProcess(job.to_json(), str(log_path), env)
         self.running[trial.number] = (process, str(log_path))
+        self._launched.add(trial.number)
         self._attempted.add(point_key(point))
 
     def _reap(self) -> int:
@@ -493,6 +497,14 @@ class Coordinator:
                 print(f"sbbench sweep: trial {number} worker exited with code "
                       f"{process.returncode}; see {log_path}", file=sys.stderr)
         return done
+
+    def _wait_for_a_worker(self, timeout_s: float) -> None:
+        """Sleep until a worker exits or `timeout_s` passes (no fixed poll between trials)."""
+        sentinels = [process.sentinel for process, _ in self.running.values()]
+        if sentinels:
+            multiprocessing.connection.wait(sentinels, timeout_s)
+        else:
+            time.sleep(timeout_s)
 
     def _stop_workers(self) -> None:
         for process, _ in self.running.values():
@@ -573,7 +585,8 @@ class Coordinator:
                             continue
                     if not self.running:
                         break
-                    time.sleep(POLL_INTERVAL_S)
+                    self._wait_for_a_worker(POLL_INTERVAL_S)
+                    stop_signals.raise_if_requested()  # a Ctrl-C that a library swallowed
                 waiting = self._waiting_count()
                 if waiting:
                     print(f"sbbench sweep: {waiting} finished trial(s) wait for their target: "
@@ -594,10 +607,16 @@ class Coordinator:
                 summary["best_value"] = best
             parent.log_metrics(summary)
         experiment_id = self.client.get_run(self.parent_run_id).info.experiment_id
+        clocks = self._training_clocks_of_this_invocation()
         return SweepResult(self.parent_run_id, self.study_name, self.storage_url,
                            self.tracking_uri, counts, best, time.monotonic() - started,
                            experiment_name=self.client.get_experiment(experiment_id).name,
-                           all_trials_under_parent=not self._runs_elsewhere(experiment_id))
+                           all_trials_under_parent=not self._runs_elsewhere(experiment_id),
+                           trials_run=len(clocks), train_clock_s=sum(clocks))
+
+    def _training_clocks_of_this_invocation(self) -> list[float]:
+        return [float(t.user_attrs["total_train_time_s"]) for t in self._trials()
+                if t.number in self._launched and "total_train_time_s" in t.user_attrs]
 
     def _runs_elsewhere(self, experiment_id: str) -> bool:
         """Does this study have trial runs under another parent (an earlier `mlflow run`)?"""

@@ -5,6 +5,7 @@ TAG_TRIAL = "sbbench.trial"
 TAG_KIND = "sbbench.kind"
 TAG_PRUNED = "sbbench.pruned"
 ATTR_RUN_ID = "mlflow_run_id"
+ATTR_WORKER_PID = "worker_pid"        # the process running the trial (a fork server's child)
 ATTR_POINT = "sbbench_point"          # the grid point (JSON) a trial runs
 ATTR_INTERRUPTED = "interrupted"      # FAIL because the worker stopped, not the method: re-run
 ATTR_FAILURE_KIND = "failure_kind"

@@ -44,6 +44,7 @@ def run_trial(job: TrialJob) -> int:
     from sbbench.sweep.objective import curve_to_attr, objective_values
     from sbbench.sweep.storage import open_storage
     from sbbench.sweep.study import Objective
+    from sbbench import stop_signals
     from sbbench.tracking import TrackingOptions
     from sbbench.train.errors import RunDiverged, RunPruned
     from sbbench.train.run import default_run_name, execute_run
@@ -54,7 +55,21 @@ def run_trial(job: TrialJob) -> int:
     study_id = storage.get_study_id_from_name(job.study_name)
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, job.trial_number)
     config = RunConfig.from_dict(job.config)
+    # Which process runs the trial (an operator's `kill`, a test's): a fork server's child
+    # carries no telling command line.
+    storage.set_trial_user_attr(trial_id, names.ATTR_WORKER_PID, os.getpid())
     _start_heartbeat(storage, trial_id)
+    started = time.monotonic()
+    _say(f"trial {job.trial_number} of study {job.study_name} (pid {os.getpid()}): "
+         f"{default_run_name(config)}; config {json.dumps(job.config, sort_keys=True)}")
+
+    def ended(how: str) -> None:
+        _say(f"trial {job.trial_number} {how} after {time.monotonic() - started:.1f} s")
+
+    def run_created(run_id: str) -> None:
+        storage.set_trial_user_attr(trial_id, names.ATTR_RUN_ID, run_id)
+        _say(f"MLflow run {run_id} (experiment {job.experiment or 'of the parent'}, "
+             f"{job.tracking_uri})")
 
     def fail(kind: str, reason: str, interrupted: bool = False,
              state: TrialState = TrialState.FAIL) -> None:
@@ -63,11 +78,15 @@ def run_trial(job: TrialJob) -> int:
         storage.set_trial_user_attr(trial_id, names.ATTR_INTERRUPTED, interrupted)
         study.tell(job.trial_number, state=state, skip_if_finished=True)
 
-    hooks = {}
+    def stop_if_requested(metrics: dict[str, float]) -> None:
+        stop_signals.raise_if_requested()
+
+    hooks = {"on_evaluation": stop_if_requested}
     if job.pruning:
         trial = optuna.trial.Trial(study, trial_id)
 
         def report(metrics: dict[str, float]) -> None:
+            stop_if_requested(metrics)
             step = int(metrics["examples_seen"])
             trial.report(metrics["val_error"], step)
             if trial.should_prune():
@@ -82,23 +101,29 @@ def run_trial(job: TrialJob) -> int:
             run_name=f"{job.study_name}-t{job.trial_number}-{default_run_name(config)}",
             extra_tags={names.TAG_STUDY: job.study_name, names.TAG_TRIAL: str(job.trial_number)},
             progress=False,
-            on_run_created=lambda run_id: storage.set_trial_user_attr(
-                trial_id, names.ATTR_RUN_ID, run_id),
-            **hooks)
+            on_run_created=run_created, **hooks)
     except RunDiverged as err:
         fail("diverged", str(err))
+        ended(f"DIVERGED (a result: not re-run): {err}")
         return 0
     except RunPruned as err:
         _tag_pruned(job, storage, trial_id)
         fail("pruned", str(err), state=TrialState.PRUNED)
+        ended(f"PRUNED: {err}")
         return 0
     except (KeyboardInterrupt, SystemExit):
         fail("interrupted", "worker interrupted", interrupted=True)
-        return 130
+        ended("INTERRUPTED (re-run by the next sweep)")
+        return stop_signals.exit_code()
     except Exception as err:  # a failing trial must not stop the sweep
         traceback.print_exc()
         fail("error", f"{type(err).__name__}: {err}")
+        ended(f"FAILED with an error (re-run by the next sweep): {type(err).__name__}: {err}")
         return 0
+    final = result.outcome.final
+    _say(f"run finished ({result.outcome.stop_reason}): training clock "
+         f"{final['total_train_time_s']:.1f} s, final validation error "
+         f"{final['final_val_error']:.4f}, keep rate {final['overall_keep_rate']:.3f}")
     for key in ("final_val_error", "final_test_error", "total_train_time_s"):
         storage.set_trial_user_attr(trial_id, key, result.outcome.final[key])
     objective = Objective(**job.objective)
@@ -106,12 +131,19 @@ def run_trial(job: TrialJob) -> int:
         storage.set_trial_user_attr(trial_id, names.ATTR_CURVE,
                                     curve_to_attr(result.outcome.curve))
         storage.set_trial_user_attr(trial_id, names.ATTR_AWAITING, True)  # written last
+        ended("COMPLETE; its value waits for the study's target (told by the coordinator)")
         return 0
     values, attrs = objective_values(objective, result.outcome.curve, result.outcome.final)
     for key, value in attrs.items():
         storage.set_trial_user_attr(trial_id, key, value)
     study.tell(job.trial_number, values)
+    ended(f"COMPLETE, objective {values}")
     return 0
+
+
+def _say(text: str) -> None:
+    """One line of the trial's log (`.sbbench/logs/<study>/trial-N.log`), time-stamped."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
 
 
 def _start_heartbeat(storage, trial_id: int) -> None:
@@ -145,19 +177,25 @@ def _tag_pruned(job: TrialJob, storage, trial_id: int) -> None:
 def _stop_once(signum, frame):
     """The first SIGINT or SIGTERM stops the trial; later ones are ignored so they cannot cut
     short the cleanup that ends the child run KILLED and tells Optuna (Ctrl-C reaches the whole
-    process group, then the coordinator sends SIGTERM as well)."""
+    process group, then the coordinator sends SIGTERM as well). The signal is recorded too: an
+    interrupt swallowed on its way up (by a finalizer) is raised again at the next evaluation."""
+    from sbbench import stop_signals
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise SystemExit(128 + signum)
+    stop_signals.record(signum)
+    raise stop_signals.exception_for(signum)
+
+
+def main_from_json(job_json: str) -> int:
+    """Run the trial described by `job_json` (a TrialJob) in this process; the exit code."""
+    signal.signal(signal.SIGINT, _stop_once)
+    signal.signal(signal.SIGTERM, _stop_once)
+    return run_trial(TrialJob(**json.loads(job_json)))
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, _stop_once)
-    signal.signal(signal.SIGTERM, _stop_once)
-    job = TrialJob(**json.loads(sys.stdin.read()))
-    return run_trial(job)
+    return main_from_json(sys.stdin.read())
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def plot_error_vs_time(path: Path, curve: list[dict[str, float]], title: str) ->
     times = [point["train_time_s"] for point in curve]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     ax.plot(times, [p["val_error"] for p in curve], marker="o", ms=3, label="validation")
-    ax.plot(times, [p["test_error"] for p in curve], marker="s", ms=3, label="test")
+    tested = [p for p in curve if "test_error" in p]  # by default only the final model
+    ax.plot([p["train_time_s"] for p in tested], [p["test_error"] for p in tested], marker="s",
+            ms=4, linestyle="--" if len(tested) > 1 else "none", label="test")
     ax.set_xlabel("training clock (s)")
     ax.set_ylabel("error")
     ax.set_yscale("log")

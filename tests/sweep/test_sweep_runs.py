@@ -86,6 +86,12 @@ def test_failing_trial_does_not_stop_the_study(tmp_path, data_dir, tracking_uri)
     run = MlflowClient(tracking_uri=tracking_uri).get_run(failed.user_attrs["mlflow_run_id"])
     assert run.info.status == "FAILED"
     assert run.data.tags["sbbench.failure_kind"] == "diverged"
+    # Each trial's log says what ran, for how long and how it ended.
+    logs = {t.state.name: (tmp_path / ".sbbench" / "logs" / "tiny" /
+                           f"trial-{t.number}.log").read_text() for t in trials}
+    assert "traditional-mnist1d-s0" in logs["COMPLETE"] and "training clock" in logs["COMPLETE"]
+    assert "COMPLETE, objective" in logs["COMPLETE"]
+    assert '"lr": 1000000000.0' in logs["FAIL"] and "DIVERGED" in logs["FAIL"]
 
 
 def test_kill_a_worker_then_resume(tmp_path, data_dir, tracking_uri):
@@ -112,11 +118,10 @@ def test_kill_a_worker_then_resume(tmp_path, data_dir, tracking_uri):
         if done and running:
             victim = running[0]
     assert victim is not None, "no trial was ever running after a completed one"
-    # The worker is the coordinator's child running `sbbench.sweep.worker`: kill -9 it.
-    workers = subprocess.run(["pgrep", "-P", str(coordinator.pid), "-f", "sbbench.sweep.worker"],
-                             capture_output=True, text=True).stdout.split()
-    assert workers
-    os.kill(int(workers[0]), signal.SIGKILL)
+    # The trial records the process that runs it (a child of the sweep's fork server): kill -9.
+    worker_pid = victim.user_attrs["worker_pid"]
+    assert worker_pid != coordinator.pid
+    os.kill(worker_pid, signal.SIGKILL)
     coordinator.send_signal(signal.SIGKILL)  # the whole sweep dies too (a crash)
     coordinator.wait(timeout=60)
     assert client.get_run(victim.user_attrs["mlflow_run_id"]).info.status == "RUNNING"

@@ -1,0 +1,159 @@
+"""Ctrl-C (SIGINT) or SIGTERM at any moment of a sweep exits 130 / 143 with nothing RUNNING,
+and the same command then resumes to a complete study."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import optuna
+import pytest
+
+from sbbench import cli, stop_signals
+from sbbench.sweep.storage import open_storage
+from tests.conftest import all_runs
+from tests.sweep.tiny_study import longer_workload, sweep_args, write_study
+
+SWEEP_TIMEOUT_S = 180
+
+
+# -- the mechanism: a stop that a library swallowed still decides the exit code -------------------
+
+def test_a_swallowed_ctrl_c_still_exits_130(monkeypatch, capsys):
+    def swallowing_command(args) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1.0)  # the handler raises here
+        except KeyboardInterrupt:
+            pass  # what a finalizer or a library's cleanup can do to it
+        return 0
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["analyze"].set_defaults(
+        handler=swallowing_command)
+    try:
+        assert cli.main(["analyze"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_an_interrupt_turned_into_another_error_exits_with_the_signal_code(monkeypatch):
+    def converting_command(args) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)
+        except SystemExit:
+            raise RuntimeError("Error: did not possess lock")  # Optuna's journal lock does this
+        return 0
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["analyze"].set_defaults(
+        handler=converting_command)
+    try:
+        assert cli.main(["analyze"]) == 143
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert stop_signals.requested() == signal.SIGTERM
+
+
+# -- a real sweep, stopped at several moments ---------------------------------------------------
+
+class SweepProcess:
+    """`sbbench sweep` in its own process group (a terminal's foreground job: Ctrl-C reaches the
+    coordinator, its fork server and every trial), its stderr read line by line."""
+
+    def __init__(self, args: list[str], tracking_uri: str):
+        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+        self.process = subprocess.Popen([sys.executable, "-m", "sbbench.cli", *args], env=env,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        text=True, start_new_session=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.lines.append(line)
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def signal_group(self, signum: int) -> None:
+        os.killpg(self.process.pid, signum)
+
+    def wait(self) -> int:
+        code = self.process.wait(timeout=SWEEP_TIMEOUT_S)
+        self._reader.join(timeout=10)
+        return code
+
+
+def _trials(storage_path):
+    try:
+        return optuna.load_study(study_name="tiny",
+                                 storage=open_storage(f"journal:{storage_path}")).get_trials()
+    except (KeyError, FileNotFoundError):
+        return []
+
+
+def _wait_until(condition, what: str, sweep: SweepProcess) -> None:
+    deadline = time.monotonic() + SWEEP_TIMEOUT_S
+    while not condition():
+        assert sweep.process.poll() is None, f"sweep ended before {what}: {''.join(sweep.lines)}"
+        assert time.monotonic() < deadline, f"never reached: {what}"
+        time.sleep(0.1)
+
+
+MOMENTS = ["starting", "inside_a_trial", "after_a_trial", "closing_analysis"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,moment", [
+    *[(signal.SIGINT, moment) for moment in MOMENTS],
+    (signal.SIGTERM, "inside_a_trial"),
+])
+def test_stop_at_any_moment_exits_with_the_signal_code_and_leaves_nothing_running(
+        tmp_path, data_dir, tracking_uri, signum, moment):
+    study_file = write_study(tmp_path, data_dir, workload=longer_workload(data_dir))
+    storage = tmp_path / "tiny.journal"
+    analyse = moment == "closing_analysis"
+    args = sweep_args(study_file, tracking_uri, storage)
+    if analyse:
+        args.remove("--no-analyze")
+    sweep = SweepProcess(args, tracking_uri)
+    if moment == "starting":
+        time.sleep(1.0)  # interpreter up, imports and store checks under way
+    elif moment == "inside_a_trial":
+        _wait_until(lambda: any(t.state.name == "RUNNING" and "mlflow_run_id" in t.user_attrs
+                                for t in _trials(storage)), "a running trial", sweep)
+        time.sleep(0.5)
+    elif moment == "after_a_trial":
+        _wait_until(lambda: any(t.state.name == "COMPLETE" for t in _trials(storage)),
+                    "a finished trial", sweep)
+    else:
+        _wait_until(lambda: sweep.saw("analysing the runs"), "the closing analysis", sweep)
+        time.sleep(0.5)
+    sweep.signal_group(signum)
+    code = sweep.wait()
+    assert code == 128 + signum, "".join(sweep.lines)[-3000:]
+
+    runs = all_runs(tracking_uri)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert not [t for t in _trials(storage) if t.state.name in ("RUNNING", "WAITING")]
+    if moment != "starting":
+        parent = next(r for r in runs if r.data.tags.get("sbbench.kind") == "sweep")
+        assert parent.info.status in ("KILLED", "FINISHED" if analyse else "KILLED")
+
+    # The same command again resumes and completes the study.
+    assert cli.main(sweep_args(study_file, tracking_uri, storage)) == 0
+    complete = [t for t in _trials(storage) if t.state.name == "COMPLETE"]
+    points = [t.user_attrs["sbbench_point"] for t in complete]
+    assert len(points) == len(set(points)) == 4
