@@ -12,7 +12,6 @@ import argparse
 import importlib
 import signal
 import sys
-from pathlib import Path
 from typing import Callable, Sequence
 
 from sbbench import stop_signals
@@ -69,35 +68,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     stop_signals.install()
-    command = "sbbench"
+    command = ["sbbench"]  # grows to "sbbench <subcommand>" once the arguments are parsed
+    try:
+        return _run_command(argv, command)
+    except BaseException:
+        # Whatever a stop signal turned into on its way up (a KeyboardInterrupt, an error from
+        # a half-imported module or a library's cleanup): the exit code is the signal's.
+        if stop_signals.requested():
+            return _interrupted(command[0])
+        raise
+
+
+def _run_command(argv: Sequence[str] | None, command: list[str]) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
-        command = f"sbbench {args.command}"
+        command[0] = f"sbbench {args.command}"
         handler: Callable[[argparse.Namespace], int] = args.handler
         code = handler(args)
-        stop_signals.raise_if_requested()  # a stop some library swallowed
+        stop_signals.raise_if_requested()  # a stop that some library swallowed
         return code
-    except bad_input_errors() as err:
+    except KeyboardInterrupt:
+        return _interrupted(command[0])
+    except Exception as err:
         if stop_signals.requested():
-            return _interrupted(command)
-        print(f"{command}: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (KeyboardInterrupt, SystemExit) as err:
-        if isinstance(err, SystemExit) and not stop_signals.requested():
-            raise  # argparse's --help and usage errors
-        return _interrupted(command)
-    except BaseException:
-        if stop_signals.requested():  # the interrupt, turned into another error on its way up
-            return _interrupted(command)
+            raise
+        if isinstance(err, bad_input_errors()):
+            print(f"{command[0]}: error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         raise
 
 
 def _interrupted(command: str) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the message and exit are not cut short
-    name = "interrupted" if stop_signals.exit_code() == EXIT_INTERRUPTED else "terminated"
-    print(f"{command}: {name}", file=sys.stderr)
-    return stop_signals.exit_code()
+    for signum in stop_signals.STOP_SIGNALS:  # the message and the exit are not cut short
+        signal.signal(signum, signal.SIG_IGN)
+    code = stop_signals.exit_code()
+    print(f"{command}: {'interrupted' if code == EXIT_INTERRUPTED else 'terminated'}",
+          file=sys.stderr)
+    stop_signals.install_handlers()  # a caller in the same process (a test) keeps them working
+    return code
 
 
 if __name__ == "__main__":

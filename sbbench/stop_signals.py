@@ -19,9 +19,14 @@ _received: int | None = None  # the first stop signal of this process
 
 
 def install() -> None:
-    """Route SIGINT and SIGTERM through the recording handler (main thread only)."""
+    """Forget earlier stops and route SIGINT and SIGTERM through the recording handler."""
     global _received
     _received = None
+    install_handlers()
+
+
+def install_handlers() -> None:
+    """The recording handler for SIGINT and SIGTERM (main thread only), record kept."""
     if threading.current_thread() is threading.main_thread():
         for signum in STOP_SIGNALS:
             signal.signal(signum, _handle)

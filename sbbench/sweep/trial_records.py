@@ -6,6 +6,7 @@ TAG_KIND = "sbbench.kind"
 TAG_PRUNED = "sbbench.pruned"
 ATTR_RUN_ID = "mlflow_run_id"
 ATTR_WORKER_PID = "worker_pid"        # the process running the trial (a fork server's child)
+ATTR_TIMING = "timing"                # {launched_at, entered_at, ended_at}: epoch seconds
 ATTR_POINT = "sbbench_point"          # the grid point (JSON) a trial runs
 ATTR_INTERRUPTED = "interrupted"      # FAIL because the worker stopped, not the method: re-run
 ATTR_FAILURE_KIND = "failure_kind"

@@ -30,6 +30,7 @@ class TrialJob:
     tracking_uri: str
     experiment: str | None
     pruning: bool = False
+    launched_at: float | None = None  # the coordinator's time.time() when it started the process
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -41,6 +42,7 @@ def run_trial(job: TrialJob) -> int:
 
     from sbbench.config import RunConfig
     from sbbench.sweep import trial_records as names
+    from sbbench.sweep.heartbeats import start_trial_heartbeat
     from sbbench.sweep.objective import curve_to_attr, objective_values
     from sbbench.sweep.storage import open_storage
     from sbbench.sweep.study import Objective
@@ -49,6 +51,7 @@ def run_trial(job: TrialJob) -> int:
     from sbbench.train.errors import RunDiverged, RunPruned
     from sbbench.train.run import default_run_name, execute_run
 
+    entered_at = time.time()  # the process is up (forked, or imported when run as a module)
     storage = open_storage(job.storage_url)
     study = optuna.load_study(study_name=job.study_name, storage=storage,
                               pruner=optuna.pruners.MedianPruner() if job.pruning else None)
@@ -58,12 +61,15 @@ def run_trial(job: TrialJob) -> int:
     # Which process runs the trial (an operator's `kill`, a test's): a fork server's child
     # carries no telling command line.
     storage.set_trial_user_attr(trial_id, names.ATTR_WORKER_PID, os.getpid())
-    _start_heartbeat(storage, trial_id)
+    start_trial_heartbeat(storage, trial_id)
     started = time.monotonic()
     _say(f"trial {job.trial_number} of study {job.study_name} (pid {os.getpid()}): "
          f"{default_run_name(config)}; config {json.dumps(job.config, sort_keys=True)}")
 
     def ended(how: str) -> None:
+        # Where the trial's wall time went (`sbbench bench --sweep` adds these up).
+        storage.set_trial_user_attr(trial_id, names.ATTR_TIMING, {
+            "launched_at": job.launched_at, "entered_at": entered_at, "ended_at": time.time()})
         _say(f"trial {job.trial_number} {how} after {time.monotonic() - started:.1f} s")
 
     def run_created(run_id: str) -> None:
@@ -103,22 +109,22 @@ def run_trial(job: TrialJob) -> int:
             progress=False,
             on_run_created=run_created, **hooks)
     except RunDiverged as err:
-        fail("diverged", str(err))
         ended(f"DIVERGED (a result: not re-run): {err}")
+        fail("diverged", str(err))
         return 0
     except RunPruned as err:
         _tag_pruned(job, storage, trial_id)
-        fail("pruned", str(err), state=TrialState.PRUNED)
         ended(f"PRUNED: {err}")
+        fail("pruned", str(err), state=TrialState.PRUNED)
         return 0
     except (KeyboardInterrupt, SystemExit):
-        fail("interrupted", "worker interrupted", interrupted=True)
         ended("INTERRUPTED (re-run by the next sweep)")
+        fail("interrupted", "worker interrupted", interrupted=True)
         return stop_signals.exit_code()
     except Exception as err:  # a failing trial must not stop the sweep
         traceback.print_exc()
-        fail("error", f"{type(err).__name__}: {err}")
         ended(f"FAILED with an error (re-run by the next sweep): {type(err).__name__}: {err}")
+        fail("error", f"{type(err).__name__}: {err}")
         return 0
     final = result.outcome.final
     _say(f"run finished ({result.outcome.stop_reason}): training clock "
@@ -130,38 +136,20 @@ def run_trial(job: TrialJob) -> int:
     if objective.kind == "time_to_target" and objective.target_error is None:
         storage.set_trial_user_attr(trial_id, names.ATTR_CURVE,
                                     curve_to_attr(result.outcome.curve))
-        storage.set_trial_user_attr(trial_id, names.ATTR_AWAITING, True)  # written last
         ended("COMPLETE; its value waits for the study's target (told by the coordinator)")
+        storage.set_trial_user_attr(trial_id, names.ATTR_AWAITING, True)  # written last
         return 0
     values, attrs = objective_values(objective, result.outcome.curve, result.outcome.final)
     for key, value in attrs.items():
         storage.set_trial_user_attr(trial_id, key, value)
-    study.tell(job.trial_number, values)
     ended(f"COMPLETE, objective {values}")
+    study.tell(job.trial_number, values)
     return 0
 
 
 def _say(text: str) -> None:
     """One line of the trial's log (`.sbbench/logs/<study>/trial-N.log`), time-stamped."""
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}", flush=True)
-
-
-def _start_heartbeat(storage, trial_id: int) -> None:
-    """Database storages: prove this trial's worker is alive, so other machines' coordinators
-    do not fail it as stale (and do fail it when this process dies)."""
-    import threading
-
-    interval_s = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") \
-        else None
-    if not interval_s:
-        return
-
-    def beat() -> None:
-        while True:
-            storage.record_heartbeat(trial_id)
-            time.sleep(interval_s)
-
-    threading.Thread(target=beat, name="optuna-heartbeat", daemon=True).start()
 
 
 def _tag_pruned(job: TrialJob, storage, trial_id: int) -> None:

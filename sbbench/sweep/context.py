@@ -1,0 +1,74 @@
+"""What every part of a sweep shares: the study, its storage, the MLflow client and the grid
+bookkeeping (which points have a result, which are still to run)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from sbbench import tracking
+from sbbench.sweep import trial_records as names
+from sbbench.sweep.study import StudySpec, point_key
+
+
+@dataclass
+class SweepContext:
+    spec: StudySpec
+    study: Any                 # optuna.Study
+    storage: Any               # the study's Optuna storage
+    storage_url: str
+    study_name: str
+    client: Any                # MlflowClient bound to the tracking URI
+    experiment: str | None     # None: the experiment of `mlflow run`
+    parent_run_id: str | None = None
+    attempted: set[str] = field(default_factory=set)  # grid points launched by this invocation
+
+    @property
+    def shared_by_machines(self) -> bool:
+        """A database storage may have coordinators on other machines; a journal file not."""
+        return not self.storage_url.startswith("journal:")
+
+    def trials(self):
+        return self.study.get_trials(deepcopy=False)
+
+    def is_finished(self, trial) -> bool:
+        """Has this trial a result? (COMPLETE, PRUNED, waiting for its target, or diverged.)"""
+        from optuna.trial import TrialState
+
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+            return True
+        if trial.state == TrialState.RUNNING and trial.user_attrs.get(names.ATTR_AWAITING):
+            return True  # its run is done; only the value waits for the study's target
+        # A diverged run is a result of the method; a crash or an interruption is not, and
+        # is re-run by the next invocation (never twice in the same one: see `attempted`).
+        return trial.state == TrialState.FAIL and \
+            trial.user_attrs.get(names.ATTR_FAILURE_KIND) == "diverged"
+
+    def pending_points(self) -> list[dict[str, Any]]:
+        """Grid points without a finished, running or queued trial, in the grid's order."""
+        from optuna.trial import TrialState
+
+        taken = set()
+        for trial in self.trials():
+            key = trial.user_attrs.get(names.ATTR_POINT)
+            if key and (self.is_finished(trial) or trial.state in (TrialState.RUNNING,
+                                                                   TrialState.WAITING)):
+                taken.add(key)
+        taken |= self.attempted
+        return [p for p in self.spec.grid_points() if point_key(p) not in taken]
+
+    def experiment_ids(self) -> list[str]:
+        """Where this study's runs can be: the parent's experiment and the named one."""
+        ids = set()
+        if self.parent_run_id:
+            ids.add(self.client.get_run(self.parent_run_id).info.experiment_id)
+        name = self.experiment or (None if os.environ.get("MLFLOW_EXPERIMENT_ID")
+                                   else tracking.DEFAULT_EXPERIMENT)
+        if name is not None:
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is not None:
+                ids.add(experiment.experiment_id)
+        elif os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            ids.add(os.environ["MLFLOW_EXPERIMENT_ID"])
+        return sorted(ids)
