@@ -512,7 +512,7 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("targets")
     t.add_argument("--target-factor", nargs="+", default=None, metavar="FACTOR",
                    help="one target per FACTOR x median final validation error of the "
-                   "workload's Traditional runs; the first is the primary target (default "
+                   "workload's Traditional runs; the first is the primary target (default: "
                    + " ".join(f"{f:g}" for f in DEFAULT_TARGET_FACTORS) + "; commas work too)")
     t.add_argument("--target-from", default=None, metavar="RUN_ID_OR_STUDY",
                    help="a parent run id or study name whose Traditional runs set the factor "
@@ -530,8 +530,8 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--out", default="sbbench-out/analysis",
                    help="directory for report.html, report.md, summary.json and figures/")
     o.add_argument("--resamples", type=int, default=PROTOCOL_RESAMPLES,
-                   help=f"bootstrap resamples (default {PROTOCOL_RESAMPLES})")
-    o.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+                   help=f"bootstrap resamples (default: {PROTOCOL_RESAMPLES})")
+    o.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     o.add_argument("--no-log", action="store_true",
                    help="do not log the reports as artifacts of an MLflow 'analysis' run")
 

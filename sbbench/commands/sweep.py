@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "journal file under .sbbench/optuna/), journal:PATH, postgresql://..., "
                         "mysql://...")
     parser.add_argument("--workers", type=_positive_int_or_zero, default=1,
-                        help="local worker processes (default 1)")
+                        help="local worker processes (default: 1)")
     parser.add_argument("--n-trials", type=_positive_int_or_zero, default=0,
                         help="trials to run (0: the study's own count / the whole grid)")
     parser.add_argument("--study-name", default=None, help="override the study's name")
