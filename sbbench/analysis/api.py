@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from sbbench.analysis import record as R
 
 MIN_RESAMPLES = 99              # below this a bootstrap interval means nothing
-PROTOCOL_RESAMPLES = 9999       # ANALYSIS.md: >= 9999 resamples
+PROTOCOL_RESAMPLES = 9999       # the protocol's floor (docs/analysis.md)
 DEFAULT_TARGET_FACTOR = 1.4     # the paper's rule: 1.4 x Traditional's final error (primary)
 TIGHT_TARGET_FACTOR = 1.1       # a tight one beside it: does the conclusion hang on the target?
 DEFAULT_TARGET_FACTORS = (DEFAULT_TARGET_FACTOR, TIGHT_TARGET_FACTOR)
@@ -409,7 +409,7 @@ def _workload_row(wl) -> dict:
 
 
 def pitfall_warnings(workloads) -> list[str]:
-    """ANALYSIS.md pitfalls that the record can reveal."""
+    """Pitfalls of the protocol (docs/analysis.md) that the record can reveal."""
     from sbbench.analysis.loading import canonical_key, parse_value
 
     out = []

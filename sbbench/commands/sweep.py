@@ -71,7 +71,7 @@ def _analyze(result, spec, args: argparse.Namespace) -> None:
     out = args.out or f"sbbench-out/{result.study_name}"
     # The paper's rule (or the study's own factor) as the primary target, the tight default
     # beside it, plus the study's absolute target when it has one: conclusions often flip
-    # with the threshold (ANALYSIS.md).
+    # with the threshold (docs/analysis.md).
     objective = spec.objective
     factor = objective.target_factor or DEFAULT_TARGET_FACTOR
     targets = dict(target_factors=factors_with_primary(factor), factor_with_absolute=True,
