@@ -91,7 +91,7 @@ def test_train_help_shows_plain_defaults():
     (["--history-size", "64"], ["--history_size", "64"]),
     (["--lr-milestones", "2,4"], ["--lr_milestones", "2,4"]),
     (["--svhn-extra"], ["--svhn_extra"]),
-    (["--no-augment"], ["--no-augment"]),
+    (["--no-svhn-extra"], ["--no-svhn_extra"]),
     (["--time-budget-s", "30"], ["--time-budget", "30"]),
 ])
 def test_hidden_spellings_parse_to_the_same_value(command, dashed, underscored):
