@@ -35,6 +35,10 @@ TAG_KIND = "sbbench.kind"
 TAG_FAILURE_KIND = "sbbench.failure_kind"  # diverged | error | interrupted
 TAG_FAILURE_REASON = "sbbench.failure_reason"
 TAG_PARENT = "mlflow.parentRunId"
+# Experiment tag MLflow 3's UI reads to choose an experiment's view; this value selects the
+# model-training ("custom model development") view rather than the GenAI one.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_MODEL_TRAINING = "custom_model_development"
 MAX_TAG_CHARS = 5000  # MLflow's tag value limit is 8000; keep reasons well under it
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 # Evaluations are written at most this often (and at the end): the MLflow UI stays live
@@ -101,18 +105,43 @@ def get_client(uri: str):
 
 
 def ensure_experiment(client, name: str) -> str:
-    """Experiment id for `name`, created if needed (also initialises a fresh store's schema)."""
+    """Experiment id for `name`, created if needed (also initialises a fresh store's schema),
+    and marked as model training (`mark_model_training`)."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
+        mark_model_training(client, experiment)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name)
+        experiment_id = client.create_experiment(
+            name, tags={TAG_EXPERIMENT_KIND: EXPERIMENT_KIND_MODEL_TRAINING})
     except MlflowException:  # another worker created it between our two calls
-        return client.get_experiment_by_name(name).experiment_id
+        experiment = client.get_experiment_by_name(name)
+        mark_model_training(client, experiment)
+        return experiment.experiment_id
+    return experiment_id
+
+
+def mark_model_training(client, experiment) -> None:
+    """Tag an experiment as model training unless it already says what kind it is.
+
+    MLflow 3's UI chooses an experiment's view by this tag, and without it infers the kind or
+    asks. An existing kind is left alone: whoever set it knew what the experiment holds.
+    """
+    from mlflow.exceptions import MlflowException
+
+    if TAG_EXPERIMENT_KIND in experiment.tags:
+        return
+    try:
+        client.set_experiment_tag(experiment.experiment_id, TAG_EXPERIMENT_KIND,
+                                  EXPERIMENT_KIND_MODEL_TRAINING)
+    except MlflowException:
+        # A view hint only: another worker tagging it at the same moment, or a server that lets
+        # this user log runs but not edit the experiment, must not stop a run.
+        pass
 
 
 def git_commit() -> str:

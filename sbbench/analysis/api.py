@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from sbbench.analysis import record as R
 
 MIN_RESAMPLES = 99              # below this a bootstrap interval means nothing
-PROTOCOL_RESAMPLES = 9999       # ANALYSIS.md: >= 9999 resamples
+PROTOCOL_RESAMPLES = 9999       # the protocol's floor (docs/analysis.md)
 DEFAULT_TARGET_FACTOR = 1.4     # the paper's rule: 1.4 x Traditional's final error (primary)
 TIGHT_TARGET_FACTOR = 1.1       # a tight one beside it: does the conclusion hang on the target?
 DEFAULT_TARGET_FACTORS = (DEFAULT_TARGET_FACTOR, TIGHT_TARGET_FACTOR)
@@ -409,7 +409,7 @@ def _workload_row(wl) -> dict:
 
 
 def pitfall_warnings(workloads) -> list[str]:
-    """ANALYSIS.md pitfalls that the record can reveal."""
+    """Pitfalls of the protocol (docs/analysis.md) that the record can reveal."""
     from sbbench.analysis.loading import canonical_key, parse_value
 
     out = []
@@ -512,7 +512,7 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("targets")
     t.add_argument("--target-factor", nargs="+", default=None, metavar="FACTOR",
                    help="one target per FACTOR x median final validation error of the "
-                   "workload's Traditional runs; the first is the primary target (default "
+                   "workload's Traditional runs; the first is the primary target (default: "
                    + " ".join(f"{f:g}" for f in DEFAULT_TARGET_FACTORS) + "; commas work too)")
     t.add_argument("--target-from", default=None, metavar="RUN_ID_OR_STUDY",
                    help="a parent run id or study name whose Traditional runs set the factor "
@@ -530,8 +530,8 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--out", default="sbbench-out/analysis",
                    help="directory for report.html, report.md, summary.json and figures/")
     o.add_argument("--resamples", type=int, default=PROTOCOL_RESAMPLES,
-                   help=f"bootstrap resamples (default {PROTOCOL_RESAMPLES})")
-    o.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+                   help=f"bootstrap resamples (default: {PROTOCOL_RESAMPLES})")
+    o.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     o.add_argument("--no-log", action="store_true",
                    help="do not log the reports as artifacts of an MLflow 'analysis' run")
 

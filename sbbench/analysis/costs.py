@@ -1,6 +1,6 @@
-"""Cost and quality: phase breakdown against the theoretical bound (SPEC.md), the Pareto front of
-(final test error, training time), the share of backward passes spent on noisy examples, and the
-per-class / per-loss selection rates.
+"""Cost and quality: phase breakdown against the theoretical bound (docs/methods.md), the Pareto
+front of (final test error, training time), the share of backward passes spent on noisy examples,
+and the per-class / per-loss selection rates.
 
 Estimating r (cost of a no-grad forward / cost of a training step) from a run's own phases:
     r ~ (time_forward_select_s / selection_forwards)
@@ -10,7 +10,7 @@ on the training clock. "other" holds the optimizer step but also data movement a
 selection bookkeeping, so r is slightly low and the bound slightly optimistic. With s = keep
 rate = examples_backpropped / examples_seen and f = selection_forwards / examples_seen (1 for
 SB, ~1/n for StaleSB, 0 for Random), one epoch costs r*f + s of a Traditional epoch, so the best
-per-epoch speedup is 1 / (r*f + s). SPEC.md's forms are the nominal cases f = 1 (SB: 1/(r+s)) and
+per-epoch speedup is 1 / (r*f + s). The nominal forms are the cases f = 1 (SB: 1/(r+s)) and
 f = 1/n (StaleSB: 1/(r/n+s)); both are reported. The measured per-epoch speedup is Traditional's
 training-clock seconds per example seen over the method's, and efficiency = measured / bound.
 Priming epochs (s = 1, f = 0) are included in the measured s and f, as in the measured time.

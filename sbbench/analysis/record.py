@@ -92,7 +92,7 @@ KEPT_OUTCOMES = (OUTCOME_OK, OUTCOME_DIVERGED, OUTCOME_PRUNED)
 
 ALPHA = 0.05
 # Below this many runs in either arm a comparison is flagged underpowered wherever it appears
-# (ANALYSIS.md: at least 5 seeds per arm), whatever the smallest attainable p says.
+# (docs/analysis.md: at least 5 seeds per arm), whatever the smallest attainable p says.
 MIN_SEEDS_PER_ARM = 5
 
 # Which multiple-comparison family a comparison belongs to. Holm runs over the confirmatory

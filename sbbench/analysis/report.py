@@ -141,7 +141,7 @@ PROTOCOL_NOTES = [
     "and pruned runs have no final error: they are counted in n but not in this mean), BCa CI.",
     "Phase bound: r = (forward-select s / selection forward) / ((forward-train + backward + "
     "other) s / example backpropped), s = keep rate, f = selection forwards / example seen; "
-    "bound per-epoch speedup 1/(r*f+s) (SPEC.md: 1/(r+s) for SB, 1/(r/n+s) for StaleSB).",
+    "bound per-epoch speedup 1/(r*f+s) (nominally 1/(r+s) for SB, 1/(r/n+s) for StaleSB).",
 ]
 
 

@@ -30,8 +30,8 @@ class Target:
     source: str = ""    # which runs set it, in words (empty for absolute targets)
 
 
-# Said plainly wherever a factor target comes from the seeds it then times (ANALYSIS.md
-# pitfall: the target is then chosen on the same seeds that are timed).
+# Said plainly wherever a factor target comes from the seeds it then times: the target is then
+# chosen on the same seeds that are timed (docs/analysis.md, targets).
 TIMED_SEEDS_SOURCE = ("the timed Traditional seeds themselves (no reference runs): the target "
                       "is not independent of the times it grades")
 
@@ -85,8 +85,8 @@ def workload_targets(runs: list[RunRecord], factors: float | tuple[float, ...],
     One target per factor (the first is the primary one), each factor x the median final
     validation error of the Traditional runs of `source` (default: the timed runs themselves).
     Absolute targets replace the factor rule unless `factor_with_absolute`: then the factor
-    targets come first and the absolute ones follow (ANALYSIS.md: report two or three targets,
-    conclusions often flip with the threshold)."""
+    targets come first and the absolute ones follow (report two or three targets: conclusions
+    often flip with the threshold, docs/analysis.md)."""
     factors = (factors,) if isinstance(factors, (int, float)) else tuple(factors)
     absolute_targets = [float(v) for v in absolute]
     if absolute_targets and not factor_with_absolute:

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "journal file under .sbbench/optuna/), journal:PATH, postgresql://..., "
                         "mysql://...")
     parser.add_argument("--workers", type=_positive_int_or_zero, default=1,
-                        help="local worker processes (default 1)")
+                        help="local worker processes (default: 1)")
     parser.add_argument("--n-trials", type=_positive_int_or_zero, default=0,
                         help="trials to run (0: the study's own count / the whole grid)")
     parser.add_argument("--study-name", default=None, help="override the study's name")
@@ -88,7 +88,7 @@ def _analyze(result, spec, args: argparse.Namespace) -> None:
     out = args.out or f"sbbench-out/{result.study_name}"
     # The paper's rule (or the study's own factor) as the primary target, the tight default
     # beside it, plus the study's absolute target when it has one: conclusions often flip
-    # with the threshold (ANALYSIS.md).
+    # with the threshold (docs/analysis.md).
     objective = spec.objective
     factor = objective.target_factor or DEFAULT_TARGET_FACTOR
     targets = dict(target_factors=factors_with_primary(factor), factor_with_absolute=True,

@@ -76,7 +76,7 @@ class TorchLossWindow(LossWindow):
         self._next = (self._next + m) % self.capacity
 
     def add_and_rank(self, losses: torch.Tensor) -> torch.Tensor:
-        """Append a forward batch's losses, then rank them against the window (SPEC order).
+        """Append a forward batch's losses, then rank them against the window (docs/methods.md).
 
         float64 fractions, as the compiled CPU kernel computes them: k / R in float32 can round
         across a float32 threshold, and the two backends must decide alike."""
@@ -118,7 +118,7 @@ class NumpyLossWindow(LossWindow):
         cpu_kernels.window_add(self.ring, self.sorted_buffers, self.state, _as_numpy(losses))
 
     def add_and_rank(self, losses: torch.Tensor) -> np.ndarray:
-        """Append a forward batch's losses, then rank them against the window (SPEC order);
+        """Append a forward batch's losses, then rank them against the window (docs/methods.md);
         the fractions come back as a float64 NumPy array."""
         values = _as_numpy(losses)
         cpu_kernels.window_add(self.ring, self.sorted_buffers, self.state, values)

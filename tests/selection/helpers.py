@@ -161,7 +161,7 @@ class Driver:
 def reference_fraction_below(stream: np.ndarray, forward_batch: int, window: int) -> np.ndarray:
     """Brute-force percentile of every example of a stream scored batch by batch.
 
-    The batch's own losses enter the window before it is scored (SPEC, SB step 2), so example i
+    The batch's own losses enter the window before it is scored (docs/methods.md, SB), so example i
     of the batch ending at `end` is ranked against stream[max(0, end - window):end].
     """
     out = np.empty(stream.shape[0])

@@ -159,9 +159,10 @@ def gnorm_of_losses(losses, y):
 
 
 def reference_switch(chunks, tables, b, k, score, momentum=0.9):
-    """The spec's rule, step by step: tau is an EMA (from 0) of the variance reduction of the
-    presample's scores when importance sampling is on, of the uniform training batch's scores
-    when it is off; importance sampling is on for a step when tau > (B + 3b) / (3b)."""
+    """The rule of docs/methods.md, step by step: tau is an EMA (from 0) of the variance
+    reduction of the presample's scores when importance sampling is on, of the uniform training
+    batch's scores when it is off; importance sampling is on for a step when
+    tau > (B + 3b) / (3b)."""
     tau, on, flags, taus = 0.0, False, [], []
     threshold = (k * b + 3 * b) / (3 * b)
     for chunk, table in zip(chunks, tables):

@@ -1,4 +1,4 @@
-"""The keep decision in isolation: the threshold form equals the SPEC's U < max(p_min, F**beta)
+"""The keep decision in isolation: the threshold form equals the rule U < max(p_min, F**beta)
 draw for draw, on NumPy and torch alike; Random's decisions have U**beta's distribution; the
 block-drawn stream is seeded and spans block boundaries."""
 
@@ -15,7 +15,7 @@ ARRAY_KINDS = [np.asarray, torch.as_tensor]
 
 
 def spec_probability(fraction_below: np.ndarray, beta: float, p_min: float) -> np.ndarray:
-    """SPEC.md's rule, written the obvious way."""
+    """The rule of docs/methods.md, written the obvious way."""
     return np.maximum(p_min, fraction_below ** beta)
 
 
