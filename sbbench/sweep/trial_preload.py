@@ -10,7 +10,14 @@ A failure here must never take the server down (every trial would fail): anythin
 wrong is skipped, and a trial then does that work itself, only later.
 """
 
-import matplotlib
+import signal
+
+# The server outlives SIGTERM sent to the whole process group (systemd, Kubernetes, a test's
+# killpg): if it died, multiprocessing would report its live children as exited (code 255).
+# It ignores SIGINT already; it still exits as soon as the coordinator does.
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")  # trials draw their error-vs-time figure off-screen
 

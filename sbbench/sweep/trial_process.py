@@ -79,8 +79,12 @@ class TrialProcess:
 
 
 def _child_main(job_json: str, log_path: str, env: dict[str, str]) -> None:
-    """In the forked child: the coordinator's environment, output to the trial's log, the
-    worker's signal handling, then the trial. Exits with the worker's code."""
+    """In the forked child: the worker's signal handling (first: the server ignores SIGTERM),
+    the coordinator's environment, output to the trial's log, then the trial. Exits with the
+    worker's code."""
+    from sbbench.sweep import worker
+
+    worker.install_stop_handlers()
     os.environ.clear()
     os.environ.update(env)  # the server's environment is the coordinator's at its start
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -89,6 +93,4 @@ def _child_main(job_json: str, log_path: str, env: dict[str, str]) -> None:
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    from sbbench.sweep import worker
-
     sys.exit(worker.main_from_json(job_json))

@@ -175,10 +175,14 @@ def _stop_once(signum, frame):
     raise stop_signals.exception_for(signum)
 
 
-def main_from_json(job_json: str) -> int:
-    """Run the trial described by `job_json` (a TrialJob) in this process; the exit code."""
+def install_stop_handlers() -> None:
     signal.signal(signal.SIGINT, _stop_once)
     signal.signal(signal.SIGTERM, _stop_once)
+
+
+def main_from_json(job_json: str) -> int:
+    """Run the trial described by `job_json` (a TrialJob) in this process; the exit code."""
+    install_stop_handlers()
     return run_trial(TrialJob(**json.loads(job_json)))
 
 
