@@ -98,6 +98,13 @@ def breakdown_from_store(folder: Path, tracking_uri: str, started: float, ended:
     analysis = sum((r.info.end_time - r.info.start_time) / 1000 for r in analysis_runs
                    if r.info.end_time)
     wall = ended - started
+    if not timings:  # a sweep from before trials recorded their timing: fewer, coarser parts
+        outside = wall - loop_wall - analysis
+        parts = {"training clock": train_clock,
+                 "evaluation and in-loop logging": loop_wall - train_clock,
+                 "outside the training loop (start, setup, tracking, coordinator)": outside,
+                 "closing analysis": analysis}
+        return SweepBreakdown(study_name, workers, len(trial_runs), wall, parts, command)
     # With several workers trials overlap: the coordinator's share is the sweep phase's
     # worker-seconds not spent inside a trial process.
     trial_seconds = process_start + trial_life
