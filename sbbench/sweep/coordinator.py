@@ -114,9 +114,6 @@ class Coordinator:
             raise StudyError(spec.path, "objective", spec.objective.kind,
                              f"the objective study {study_name!r} was created with; use "
                              "--study-name for a new study")
-        # Inputs checked: the trial fork server imports torch and the training code while this
-        # process sets up the experiment and the parent run.
-        start_server()
         client = tracking.get_client(self.tracking_uri)
         # Initialise the store once, here, before any worker touches it (no schema race).
         experiment = options.tracking.experiment
@@ -124,6 +121,11 @@ class Coordinator:
             experiment = tracking.DEFAULT_EXPERIMENT
         if experiment is not None:
             tracking.ensure_experiment(client, experiment)
+        else:
+            client.search_experiments(max_results=1)  # under `mlflow run`: the schema exists
+        # Inputs checked, store initialised: the trial fork server imports torch and the
+        # training code (and opens the store) while this process sets up the parent run.
+        start_server(self.tracking_uri)
         self.context = SweepContext(spec=spec, study=study, storage=storage,
                                     storage_url=storage_url, study_name=study_name,
                                     client=client, experiment=experiment)

@@ -29,11 +29,15 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(PRELOAD_MODULES)
 
 
-def start_server() -> None:
+def start_server(tracking_uri: str | None = None) -> None:
     """Start the fork server now (it preloads while the coordinator sets up, not during the
-    first trial). Idempotent; the server exits when this process does."""
+    first trial), with the sweep's tracking store opened once for every trial. Idempotent;
+    the server exits when this process does."""
     from multiprocessing import forkserver
 
+    if tracking_uri:
+        # The server reads it at its start (its environment is this process's, then).
+        os.environ["SBBENCH_FORK_SERVER_TRACKING_URI"] = tracking_uri
     forkserver.ensure_running()
 
 
@@ -41,7 +45,10 @@ class TrialProcess:
     """One trial: `entry(job_json)` in a child of the fork server, output into `log_path`."""
 
     def __init__(self, job_json: str, log_path: str, env: Mapping[str, str]):
-        self._process = _CONTEXT.Process(target=_child_main, args=(job_json, log_path, dict(env)),
+        # The server's working directory is the one it started in; a trial runs in the
+        # launching process's current one (relative data and artifact paths).
+        self._process = _CONTEXT.Process(target=_child_main,
+                                         args=(job_json, log_path, dict(env), os.getcwd()),
                                          name="sbbench-trial", daemon=False)
         self._process.start()
 
@@ -78,13 +85,14 @@ class TrialProcess:
         self.send_signal(signal.SIGKILL)
 
 
-def _child_main(job_json: str, log_path: str, env: dict[str, str]) -> None:
+def _child_main(job_json: str, log_path: str, env: dict[str, str], cwd: str) -> None:
     """In the forked child: the worker's signal handling (first: the server ignores SIGTERM),
     the coordinator's environment, output to the trial's log, then the trial. Exits with the
     worker's code."""
     from sbbench.sweep import worker
 
     worker.install_stop_handlers()
+    os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)  # the server's environment is the coordinator's at its start
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
