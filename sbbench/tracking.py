@@ -314,12 +314,15 @@ def tracked_run(tracking: TrackingOptions, *, run_name: str | None = None,
     resume_id = resume_run_id or (os.environ.get("MLFLOW_RUN_ID") if parent_run_id is None
                                   else None)
     if resume_id:
-        run_id = client.get_run(resume_id).info.run_id
+        run = client.get_run(resume_id)
+        run_id = run.info.run_id
         client.update_run(run_id, status="RUNNING")
+        mark_model_training(client, client.get_experiment(run.info.experiment_id))
     else:
         experiment = tracking.experiment or DEFAULT_EXPERIMENT
         if tracking.experiment is None and os.environ.get("MLFLOW_EXPERIMENT_ID"):
-            experiment_id = os.environ["MLFLOW_EXPERIMENT_ID"]
+            experiment_id = os.environ["MLFLOW_EXPERIMENT_ID"]  # `mlflow run`'s experiment
+            mark_model_training(client, client.get_experiment(experiment_id))
         else:
             experiment_id = ensure_experiment(client, experiment)
         start_tags = dict(tags or {})

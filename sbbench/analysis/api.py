@@ -488,12 +488,21 @@ def _finish_analysis_run(client, run_id: str, out_dir: Path, summary: dict) -> N
             Param("factor_with_absolute", str(opts.get("factor_with_absolute", False))),
             Param("bootstrap_resamples", str(opts["bootstrap_resamples"])),
             Param("seed", str(opts["seed"]))])
+        from mlflow.entities import Metric
+
+        from sbbench.analysis.headline import headline_metrics
+
+        now_ms = int(_dt.datetime.now().timestamp() * 1000)
+        headline = [Metric(k, v, now_ms, 0) for k, v in headline_metrics(summary).items()]
+        for start in range(0, len(headline), 1000):  # MLflow's batch limit
+            client.log_batch(run_id, metrics=headline[start:start + 1000])
         for name in ("report.html", "report.md", "summary.json"):
             client.log_artifact(run_id, str(out_dir / name))
         client.log_artifacts(run_id, str(out_dir / "figures"), artifact_path="figures")
         client.set_terminated(run_id, status="FINISHED")
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
+    except BaseException as error:
+        interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+        client.set_terminated(run_id, status="KILLED" if interrupted else "FAILED")
         raise
 
 

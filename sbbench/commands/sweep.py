@@ -113,3 +113,19 @@ def _analyze(result, spec, args: argparse.Namespace) -> None:
     print(analysis.table_text)
     for path in analysis.report_paths:
         print(f"report: {Path(path).resolve()}")
+    _describe_parent(result, analysis)
+
+
+def _describe_parent(result, analysis) -> None:
+    """The verdict where a user first looks in the MLflow UI: the parent run's description."""
+    from sbbench.analysis.headline import NOTE_TAG, parent_note
+    from sbbench.tracking import get_client
+
+    client = get_client(result.tracking_uri)
+    experiment_id = client.get_run(result.parent_run_id).info.experiment_id
+    note = parent_note(analysis.summary, result.study_name, analysis.analysis_run_id,
+                       experiment_id)
+    client.set_tag(result.parent_run_id, NOTE_TAG, note[:MAX_NOTE_CHARS])
+
+
+MAX_NOTE_CHARS = 7500  # MLflow's tag value limit is 8000

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -83,6 +84,14 @@ class SweepResult:
     all_trials_under_parent: bool = True  # False: some trial runs belong to an earlier parent
     trials_run: int = 0       # trials this invocation ran to a result
     train_clock_s: float = 0.0  # their training clocks, summed
+
+
+# MLflow names unnamed runs "<adjective>-<animal>-<number below 1000>".
+MLFLOW_RANDOM_RUN_NAME = re.compile(r"[a-z]+-[a-z]+-\d{1,3}")
+
+
+def parent_run_name(study_name: str) -> str:
+    return f"sweep {study_name}"
 
 
 def _sampler(spec: StudySpec):
@@ -280,10 +289,11 @@ class Coordinator:
                 tracking.TAG_GIT_COMMIT: tracking.git_commit()}
         with tracking.tracked_run(
                 tracking.TrackingOptions(self.tracking_uri, context.experiment),
-                run_name=f"sweep-{context.study_name}", tags=tags,
+                run_name=parent_run_name(context.study_name), tags=tags,
                 resume_run_id=self._find_previous_parent()) as parent:
             context.parent_run_id = parent.run_id
             parent.set_tags(tags)
+            self._name_parent_after_the_study()
             parent.log_text(context.spec.text or "", f"study/{Path(context.spec.path).name}")
             recovered = self.recover_interrupted()
             if recovered:
@@ -350,6 +360,14 @@ class Coordinator:
             return self._ask_tpe()
         pending = self.context.pending_points()
         return self._ask_grid_point(pending[0]) if pending else None
+
+    def _name_parent_after_the_study(self) -> None:
+        """`mlflow run` gives its project run a random name ("learned-carp-224"); a user's own
+        name (`--run-name`) stays."""
+        client, run_id = self.context.client, self.context.parent_run_id
+        name = client.get_run(run_id).info.run_name or ""
+        if not name or MLFLOW_RANDOM_RUN_NAME.fullmatch(name):
+            client.update_run(run_id, name=parent_run_name(self.context.study_name))
 
     def _training_clocks_of_this_invocation(self) -> list[float]:
         return [float(t.user_attrs["total_train_time_s"]) for t in self.context.trials()

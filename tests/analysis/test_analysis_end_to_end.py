@@ -155,11 +155,25 @@ def test_analysis_run_is_logged_and_never_loaded_as_a_result(analysed, synthetic
                                                               tmp_path):
     from mlflow import MlflowClient
 
+    from sbbench.analysis.headline import speedup_metric_key
+
     client = MlflowClient(tracking_uri=synthetic_store["uri"])
     run = client.get_run(analysed.analysis_run_id)
     assert run.data.tags["sbbench.kind"] == "analysis" and run.info.status == "FINISHED"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.html", "report.md", "summary.json", "figures"} <= artifacts
+    # The headline numbers are metrics of the analysis run: sortable in the experiment table.
+    comparisons = analysed.summary["comparisons"]
+    headline = {k: v for k, v in run.data.metrics.items() if ".speedup." in f".{k}"}
+    finite = [c for c in comparisons if c["speedup"] is not None and c["speedup"] == c["speedup"]
+              and abs(c["speedup"]) != float("inf")]
+    assert finite and len([k for k in headline if not k.endswith(("ci_low", "ci_high"))]) \
+        == len(finite)
+    several = len({c["workload"] for c in comparisons}) > 1
+    for c in finite:
+        key = speedup_metric_key(c, several)
+        assert headline[key] == pytest.approx(c["speedup"])
+        assert headline[key + ".ci_low"] <= headline[key] <= headline[key + ".ci_high"]
     again = analyze(AnalyzeOptions(tracking_uri=synthetic_store["uri"], out_dir=str(tmp_path),
                                    bootstrap_resamples=199, log_to_mlflow=False))
     assert again.summary["runs"]["kept"] == 35 and again.summary["runs"]["ignored"] == 3

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlflow import MlflowClient
+
 from tests.conftest import all_runs
 from tests.sweep.tiny_study import write_study
 
@@ -30,6 +32,15 @@ def test_mlflow_run_sweep_entry_point(tmp_path, data_dir, tracking_uri):
     parent = project_runs[0]
     assert parent.data.tags["sbbench.kind"] == "sweep"
     assert parent.info.status == "FINISHED"
+    # Named after the study (not MLflow's random name), described with the verdict, and in an
+    # experiment the MLflow UI opens as model training.
+    assert parent.info.run_name == "sweep tiny"
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("## sbbench sweep `tiny`") and "[analysis run](#/experiments/" in note
+    assert "validation error <=" in note
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("sweep-project")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
                 and r.data.tags.get("sbbench.kind") != "analysis"]
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
