@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from sbbench import record_names as names
 from sbbench import tracking
 from sbbench.config import RunConfig
 from sbbench.data import DataOptions, DatasetSplits, load_dataset
@@ -124,9 +125,9 @@ def _threads(config: RunConfig):
 
 def run_tags(config: RunConfig, device: torch.device) -> dict[str, str]:
     return {
-        tracking.TAG_METHOD: config.method,
-        tracking.TAG_DATASET: config.dataset,
-        tracking.TAG_MODEL: config.resolved_model,
+        names.TAG_METHOD: config.method,
+        names.TAG_DATASET: config.dataset,
+        names.TAG_MODEL: config.resolved_model,
         **tracking.provenance_tags(device_description(device)),
     }
 
@@ -170,7 +171,7 @@ def execute_run(config: RunConfig, options: tracking.TrackingOptions, *,
                                   params=config.to_mlflow_params()) as tracker:
             if on_run_created is not None:
                 on_run_created(tracker.run_id)
-            tracker.log_text(config.to_json(), "config.json")
+            tracker.log_text(config.to_json(), names.ARTIFACT_CONFIG)
             loop = build_training(config, tracker, device, data, progress)
             if on_evaluation is not None:
                 loop.add_evaluation_hook(on_evaluation)
@@ -181,7 +182,7 @@ def execute_run(config: RunConfig, options: tracking.TrackingOptions, *,
                 if loop.progress_bar:
                     loop.progress_bar.close()
             tracker.log_metrics(outcome.final)
-            tracker.set_tags({"sbbench.stop_reason": outcome.stop_reason})
+            tracker.set_tags({names.TAG_STOP_REASON: outcome.stop_reason})
             _log_run_artifacts(tracker, config, loop, outcome)
             return RunResult(tracker.run_id, outcome, config)
 
@@ -190,9 +191,9 @@ def _log_run_artifacts(tracker, config: RunConfig, loop: TrainingLoop,
                        outcome: TrainingOutcome) -> None:
     with tempfile.TemporaryDirectory(prefix="sbbench-artifacts-") as tmp:
         directory = Path(tmp)
-        table = write_per_example_table(directory / "per_example.csv.gz", loop.data,
+        table = write_per_example_table(directory / names.ARTIFACT_PER_EXAMPLE, loop.data,
                                         outcome.per_example)
-        plot = plot_error_vs_time(directory / "error_vs_time.png", outcome.curve,
+        plot = plot_error_vs_time(directory / names.ARTIFACT_ERROR_VS_TIME, outcome.curve,
                                   default_run_name(config))
         tracker.log_artifact_file(table)
         tracker.log_artifact_file(plot)
