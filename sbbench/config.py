@@ -168,7 +168,9 @@ class RunConfig:
                                  group="optim")
 
     # execution
-    seed: int = _cfg(0, "seed of init, data order, selection and label noise", _number(0),
+    seed: int = _cfg(0, "run seed: independent streams for init, data order, augmentation, "
+                     "label noise, selection and dropout are derived from it (sbbench.seeds)",
+                     _number(0),
                      group="run")
     device: str = _cfg("auto", "auto (cuda when present), cpu, cuda, cuda:N", _device_rule,
                        group="run")

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from sbbench.config import RunConfig
 from sbbench.data import DatasetSplits, TrainBatcher
+from sbbench.seeds import stream_seed
 from sbbench.selection import BackwardBatch, Scores, SelectionMethod
 from sbbench.train.clock import PhaseClock
 from sbbench.train.counters import Counters, PerExampleStats
@@ -68,10 +69,14 @@ class TrainingLoop:
         self._last_eval_counts = (0, 0)  # (seen, backpropped) at the previous evaluation
         self._current_lr = None
         self._evaluation_hooks: list[Callable[[dict[str, float]], None]] = []
-        batcher_generator = torch.Generator(device=device)
-        # Data order gets its own stream, distinct from the method's selection stream.
-        batcher_generator.manual_seed(config.seed * 2 + 1)
-        self.batcher = TrainBatcher(data, method.candidates_per_forward, batcher_generator)
+        # Data order and augmentation get their own streams of the run seed (sbbench.seeds),
+        # distinct from model init, label noise and the method's selection stream.
+        order_generator = torch.Generator(device=device)
+        order_generator.manual_seed(stream_seed(config.seed, "data_order"))
+        augment_generator = torch.Generator(device=device)
+        augment_generator.manual_seed(stream_seed(config.seed, "augmentation"))
+        self.batcher = TrainBatcher(data, method.candidates_per_forward, order_generator,
+                                    augment_generator=augment_generator)
         # Compiled selection kernels are compiled (or loaded from cache) here, not on the clock.
         method.warm_up(*self.batcher.sample_batch())
 

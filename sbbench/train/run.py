@@ -20,6 +20,7 @@ from sbbench import tracking
 from sbbench.config import RunConfig
 from sbbench.data import DataOptions, DatasetSplits, load_dataset
 from sbbench.models import build_model
+from sbbench.seeds import SCHEME as SEED_SCHEME, stream_seed
 from sbbench.selection import SelectionMethod, SelectionSettings, build_method
 from sbbench.train.artifacts import plot_error_vs_time, write_per_example_table
 from sbbench.train.loop import TrainingLoop, TrainingOutcome
@@ -81,7 +82,7 @@ def build_training(config: RunConfig, tracker: Any, device: torch.device,
         data = load_dataset(data_options(config), device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         # Model init draws from torch's global RNG; seed it locally and restore it afterwards.
-        torch.manual_seed(config.seed)
+        torch.manual_seed(stream_seed(config.seed, "model_init"))
         model = build_model(config.resolved_model, data.num_classes, data.input_shape,
                             dropout=config.dropout, width=config.model_width).to(device)
     settings = selection_settings(config, data.num_train, device)
@@ -100,7 +101,7 @@ def train_untracked(config: RunConfig, data: DatasetSplits | None = None,
     """Train without MLflow (benchmarks, tests): same loop, a null tracker."""
     device = resolve_device(config.device)
     with _threads(config), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # dropout draws from the global RNG
+        torch.manual_seed(stream_seed(config.seed, "dropout"))  # dropout: the global RNG
         loop = build_training(config, tracking.NullTracker(), device, data, progress,
                               method_factory)
         try:
@@ -128,6 +129,7 @@ def run_tags(config: RunConfig, device: torch.device) -> dict[str, str]:
         names.TAG_METHOD: config.method,
         names.TAG_DATASET: config.dataset,
         names.TAG_MODEL: config.resolved_model,
+        names.TAG_SEED_STREAMS: SEED_SCHEME,
         **tracking.provenance_tags(device_description(device)),
     }
 
@@ -165,7 +167,7 @@ def execute_run(config: RunConfig, options: tracking.TrackingOptions, *,
         # Before the run exists: a missing dataset is a bad input, not a failed run.
         data = load_dataset(data_options(config), device)
     with _threads(config), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(stream_seed(config.seed, "dropout"))  # dropout: the global RNG
         with tracking.tracked_run(options, run_name=run_name or default_run_name(config),
                                   parent_run_id=parent_run_id, tags=tags,
                                   params=config.to_mlflow_params()) as tracker:
