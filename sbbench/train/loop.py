@@ -20,6 +20,7 @@ from sbbench.config import RunConfig
 from sbbench.data import DatasetSplits, TrainBatcher
 from sbbench.seeds import stream_seed
 from sbbench.selection import BackwardBatch, Scores, SelectionMethod
+from sbbench.selection.types import forward_batch_sizes
 from sbbench.train.clock import PhaseClock
 from sbbench.train.counters import Counters, PerExampleStats
 from sbbench.train.errors import RunDiverged
@@ -201,18 +202,30 @@ class TrainingLoop:
         last["test_error"] = test_error
         return test_error
 
-    def _epoch_schedule(self, order: torch.Tensor):
+    def _forward_batch_sizes(self, n: int) -> list[int]:
+        """The epoch's forward batches: `candidates_per_forward` each, except that a batch is cut
+        in two where an evaluation point or the example budget falls inside it, so that every
+        method evaluates (and stops) at exactly the same examples-seen counts whatever its
+        forward batch (Katharopoulos18's presample is 3 x the batch; SB may use a larger one).
+        The end of an epoch is a boundary anyway."""
+        start, schedule = self.counters.examples_seen, self.eval_schedule
+        cuts = list(range(schedule.next_at - start, n, schedule.every_examples))
+        cuts.append(self.budget_examples - start)
+        return forward_batch_sizes(n, self.method.candidates_per_forward, cuts)
+
+    def _epoch_schedule(self, order: torch.Tensor, sizes: list[int]):
         """An epoch as (per forward batch: its candidates and the backward batches to train
         after it, lazily; then a callable giving the epoch's last batches).
 
         Batch by batch, a method selects among each loaded forward batch. When it can decide the
         whole epoch from the order alone (`plan_epoch`: StaleSB's stale epochs), only the kept
         examples are loaded, in backward batches, each trained at the same point of the epoch.
+        Both follow the forward batch `sizes` (`_forward_batch_sizes`).
         """
-        plan = self.method.plan_epoch(order)
+        plan = self.method.plan_epoch(order, forward_batches=sizes)
         if plan is None:
             selected = ((int(ids.shape[0]), self.method.select(ids, x, y, self.score_forward))
-                        for ids, x, y in self.batcher.batches(order))
+                        for ids, x, y in self.batcher.batches(order, sizes=sizes))
             return selected, self.method.end_epoch
         kept = self.batcher.batches(plan.kept_ids, plan.batch_size)
         planned = ((candidates, [BackwardBatch(*next(kept)) for _ in range(full)])
@@ -247,8 +260,10 @@ class TrainingLoop:
         epoch = 0
         while not stop and self._budget_left():
             self.method.start_epoch(epoch)
-            last_batch = len(self.batcher) - 1
-            forward_batches, end_of_epoch = self._epoch_schedule(self.batcher.epoch_order())
+            order = self.batcher.epoch_order()
+            sizes = self._forward_batch_sizes(int(order.shape[0]))
+            last_batch = len(sizes) - 1
+            forward_batches, end_of_epoch = self._epoch_schedule(order, sizes)
             for index, (candidates, batches) in enumerate(forward_batches):
                 for batch in batches:
                     self.train_step(batch)

@@ -123,15 +123,15 @@ def test_planned_stale_epochs_train_exactly_what_batch_by_batch_trains(tiny, mon
     plans = []
     original = StaleSelectiveBackprop.plan_epoch
 
-    def recording(self, order):
-        plan = original(self, order)
+    def recording(self, order, **cuts):
+        plan = original(self, order, **cuts)
         plans.append(plan is not None)
         return plan
 
     monkeypatch.setattr(StaleSelectiveBackprop, "plan_epoch", recording)
     planned = train_untracked(config)
     assert plans == [False, False, True, False, True]  # priming, refresh, stale, ...
-    monkeypatch.setattr(StaleSelectiveBackprop, "plan_epoch", lambda self, order: None)
+    monkeypatch.setattr(StaleSelectiveBackprop, "plan_epoch", lambda self, order, **cuts: None)
     batch_by_batch = train_untracked(config)
     assert len(planned.curve) == 5 * 3  # evaluations inside epochs too
     assert untimed(planned.curve) == untimed(batch_by_batch.curve)
