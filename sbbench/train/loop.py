@@ -24,7 +24,7 @@ from sbbench.selection.types import forward_batch_sizes
 from sbbench.train.clock import PhaseClock
 from sbbench.train.counters import Counters, PerExampleStats
 from sbbench.train.errors import RunDiverged
-from sbbench.train.evaluate import classification_error
+from sbbench.train.evaluate import error_and_loss
 from sbbench.train.schedules import EvaluationSchedule, StepLearningRate
 
 
@@ -37,6 +37,22 @@ class TrainingOutcome:
 
 
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable: one object instead of one per forward
+
+# Divergence: besides a non-finite training loss, parameters or validation loss, a run has
+# diverged when it collapses to chance level after it had clearly learned:
+#   validation error >= 1 - CHANCE_COLLAPSE_ACCURACY_FACTOR / C   (accuracy at most 1.5 x chance)
+#   after its best validation error so far was <= LEARNED_FRACTION_OF_CHANCE x (1 - 1 / C)
+# With C = 10 classes: error >= 85% after having been <= 45%. A run that never learned is slow,
+# not diverged, and keeps training.
+CHANCE_COLLAPSE_ACCURACY_FACTOR = 1.5
+LEARNED_FRACTION_OF_CHANCE = 0.5
+
+
+def collapsed_to_chance(val_error: float, best_val_error: float, num_classes: int) -> bool:
+    """The chance-collapse rule above (C = `num_classes`)."""
+    chance_error = 1.0 - 1.0 / num_classes
+    return (best_val_error <= LEARNED_FRACTION_OF_CHANCE * chance_error
+            and val_error >= 1.0 - CHANCE_COLLAPSE_ACCURACY_FACTOR / num_classes)
 
 
 class TrainingLoop:
@@ -69,6 +85,8 @@ class TrainingLoop:
         self._loss_count = 0
         self._last_eval_counts = (0, 0)  # (seen, backpropped) at the previous evaluation
         self._current_lr = None
+        self._best_val_error = math.inf
+        self.outcome: TrainingOutcome | None = None  # the run's outcome so far (also on failure)
         self._evaluation_hooks: list[Callable[[dict[str, float]], None]] = []
         # Data order and augmentation get their own streams of the run seed (sbbench.seeds),
         # distinct from model init, label noise and the method's selection stream.
@@ -148,19 +166,37 @@ class TrainingLoop:
         self.method.after_backward(batch, detached, logits.detach())
 
     def evaluate(self) -> dict[str, float]:
-        """Untimed: the clock is paused while evaluating and logging."""
+        """Untimed: the clock is paused while evaluating and logging. Raises RunDiverged (after
+        applying the per-example records) when the run has diverged: a non-finite training loss
+        since the last evaluation, non-finite parameters, a non-finite validation loss, or a
+        collapse to chance level after having learned (`collapsed_to_chance`)."""
         with self.clock.paused():
             self.per_example.flush()
-            train_loss = float(self._loss_sum) / max(1, self._loss_count)
-            if not math.isfinite(train_loss):
+            seen = self.counters.examples_seen
+            # No optimizer step since the last evaluation: no training loss (missing, not 0).
+            train_loss = (float(self._loss_sum) / self._loss_count if self._loss_count
+                          else None)
+            if train_loss is not None and not math.isfinite(train_loss):
                 raise RunDiverged(f"non-finite training loss ({train_loss}) before "
-                                  f"{self.counters.examples_seen} examples seen")
-            val_error = self._error_on(self.data.val_x, self.data.val_y)
-            seen, backpropped = self.counters.examples_seen, self.counters.examples_backpropped
+                                  f"{seen} examples seen")
+            if not self._parameters_finite():
+                raise RunDiverged(f"non-finite parameters at {seen} examples seen")
+            val_error, val_loss = self._error_and_loss(self.data.val_x, self.data.val_y)
+            if not math.isfinite(val_loss):
+                raise RunDiverged(f"non-finite validation loss ({val_loss}) at {seen} examples "
+                                  "seen")
+            if collapsed_to_chance(val_error, self._best_val_error, self.data.num_classes):
+                raise RunDiverged(
+                    f"collapsed to chance level: validation error {val_error:.4f} at {seen} "
+                    f"examples seen after a best of {self._best_val_error:.4f} "
+                    f"({self.data.num_classes} classes)")
+            self._best_val_error = min(self._best_val_error, val_error)
+            backpropped = self.counters.examples_backpropped
             last_seen, last_backpropped = self._last_eval_counts
             metrics = {
                 "val_error": val_error,
-                "train_loss": train_loss,
+                "val_loss": val_loss,
+                **({"train_loss": train_loss} if train_loss is not None else {}),
                 "train_time_s": self.clock.elapsed_s(),
                 **self.counters.as_metrics(),
                 "keep_rate": (backpropped - last_backpropped) / max(1, seen - last_seen),
@@ -183,9 +219,18 @@ class TrainingLoop:
                 hook(metrics)
         return metrics
 
+    def _parameters_finite(self) -> bool:
+        params = [p.detach() for p in self.model.parameters()]
+        if not params:
+            return True
+        return bool(torch.stack([torch.isfinite(p).all() for p in params]).all())
+
+    def _error_and_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+        return error_and_loss(self.model, x, y, self.data.prepare,
+                              self._autocast if self.use_amp else None)
+
     def _error_on(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        return classification_error(self.model, x, y, self.data.prepare,
-                                    self._autocast if self.use_amp else None)
+        return self._error_and_loss(x, y)[0]
 
     def final_test_error(self, outcome: TrainingOutcome) -> float:
         """Test error of the model as the run ends (untimed), logged at the last step.
@@ -250,7 +295,7 @@ class TrainingLoop:
         return False
 
     def run(self) -> TrainingOutcome:
-        outcome = TrainingOutcome(per_example=self.per_example)
+        outcome = self.outcome = TrainingOutcome(per_example=self.per_example)
         self.model.train()
         # Wall time of the whole loop: training clock + evaluations + logging (what a user
         # waits for; the tracking-overhead benchmark compares it with and without MLflow).

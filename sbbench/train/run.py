@@ -22,6 +22,7 @@ from sbbench.data import DataOptions, DatasetSplits, load_dataset
 from sbbench.models import build_model
 from sbbench.seeds import SCHEME as SEED_SCHEME, stream_seed
 from sbbench.selection import SelectionMethod, SelectionSettings, build_method
+from sbbench.run_failures import RunDiverged
 from sbbench.train.artifacts import plot_error_vs_time, write_per_example_table
 from sbbench.train.loop import TrainingLoop, TrainingOutcome
 from sbbench.train.progress import ProgressBar
@@ -180,6 +181,12 @@ def execute_run(config: RunConfig, options: tracking.TrackingOptions, *,
             tracker.log_dataset(loop.data.name, loop.data.digest, loop.data.source)
             try:
                 outcome = loop.run()
+            except RunDiverged:
+                # A diverged run is a result (the noisy-label analysis needs exactly these
+                # runs): its per-example table and curve so far are written before it ends FAILED.
+                if loop.outcome is not None:
+                    _log_run_artifacts(tracker, config, loop, loop.outcome)
+                raise
             finally:
                 if loop.progress_bar:
                     loop.progress_bar.close()
@@ -195,7 +202,8 @@ def _log_run_artifacts(tracker, config: RunConfig, loop: TrainingLoop,
         directory = Path(tmp)
         table = write_per_example_table(directory / names.ARTIFACT_PER_EXAMPLE, loop.data,
                                         outcome.per_example)
-        plot = plot_error_vs_time(directory / names.ARTIFACT_ERROR_VS_TIME, outcome.curve,
-                                  default_run_name(config))
         tracker.log_artifact_file(table)
-        tracker.log_artifact_file(plot)
+        if outcome.curve:
+            plot = plot_error_vs_time(directory / names.ARTIFACT_ERROR_VS_TIME, outcome.curve,
+                                      default_run_name(config))
+            tracker.log_artifact_file(plot)
