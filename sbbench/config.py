@@ -148,6 +148,11 @@ class RunConfig:
     test_every_evaluation: bool = _cfg(False, "also measure test error at every evaluation "
                                        "(default: once, on the final model; time to target "
                                        "reads validation error)", group="workload")
+    recompute_bn_before_eval: bool = _cfg(
+        False, "re-estimate BatchNorm running statistics on uniformly drawn training batches "
+        "before each evaluation (untimed; the evaluated model only: training, including "
+        "eval-mode selection scoring, keeps its own statistics). Off: the paper's protocol",
+        group="workload")
     target_val_error: float | None = _cfg(None, "stop once validation error <= this",
                                           _number(0, 1, optional=True), group="workload")
 

@@ -51,7 +51,9 @@ NON_DEFINING_PARAMS = frozenset({"seed", "device", "data_dir", "download", "num_
 # early stop at a target), so they are part of the workload too.
 WORKLOAD_PARAMS = ("dataset", "model", "epochs", "time_budget_s", "label_noise", "train_size",
                    "val_size", "test_size", "model_width", "dropout", "augment", "svhn_extra",
-                   "eval_every_examples", "target_val_error")
+                   "eval_every_examples", "target_val_error",
+                   # changes what an evaluation measures (BatchNorm statistics re-estimated)
+                   "recompute_bn_before_eval")
 
 # Axes of the ablation panels (only drawn when at least two values are present).
 ABLATION_AXES = ("beta", "staleness", "batch_size", "label_noise")

@@ -38,6 +38,9 @@ class TrainingOutcome:
 
 _NO_AUTOCAST = contextlib.nullcontext()  # reusable: one object instead of one per forward
 
+# `recompute_bn_before_eval`: training batches (of batch_size) the statistics are re-estimated on.
+BN_RECOMPUTE_BATCHES = 32
+
 # Divergence: besides a non-finite training loss, parameters or validation loss, a run has
 # diverged when it collapses to chance level after it had clearly learned:
 #   validation error >= 1 - CHANCE_COLLAPSE_ACCURACY_FACTOR / C   (accuracy at most 1.5 x chance)
@@ -88,6 +91,11 @@ class TrainingLoop:
         self._best_val_error = math.inf
         self.outcome: TrainingOutcome | None = None  # the run's outcome so far (also on failure)
         self._evaluation_hooks: list[Callable[[dict[str, float]], None]] = []
+        self._batchnorms = [m for m in self._modules
+                            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                            and m.track_running_stats]
+        self._bn_generator = torch.Generator(device=device)
+        self._bn_generator.manual_seed(stream_seed(config.seed, "batchnorm_recompute"))
         # Data order and augmentation get their own streams of the run seed (sbbench.seeds),
         # distinct from model init, label noise and the method's selection stream.
         order_generator = torch.Generator(device=device)
@@ -165,6 +173,51 @@ class TrainingLoop:
         self.per_example.record_backpropped(batch.ids, detached)
         self.method.after_backward(batch, detached, logits.detach())
 
+    # -- BatchNorm statistics for evaluation ----------------------------------------------------
+
+    def _evaluation_statistics(self):
+        """Context for measuring: with `recompute_bn_before_eval`, BatchNorm running statistics
+        re-estimated on uniformly drawn training batches, restored afterwards; else nothing."""
+        if not self.config.recompute_bn_before_eval or not self._batchnorms:
+            return contextlib.nullcontext()
+        return self._recomputed_batchnorm()
+
+    @contextlib.contextmanager
+    def _recomputed_batchnorm(self):
+        saved = [(m, m.running_mean.clone(), m.running_var.clone(),
+                  m.num_batches_tracked.clone(), m.momentum) for m in self._batchnorms]
+        try:
+            self._estimate_batchnorm_statistics()
+            yield
+        finally:
+            for module, mean, var, tracked, momentum in saved:
+                module.running_mean.copy_(mean)
+                module.running_var.copy_(var)
+                module.num_batches_tracked.copy_(tracked)
+                module.momentum = momentum
+
+    @torch.no_grad()
+    def _estimate_batchnorm_statistics(self) -> None:
+        """Cumulative (momentum None) running statistics of BN_RECOMPUTE_BATCHES training
+        batches of `batch_size`, drawn uniformly without replacement from the training set (own
+        seed stream), prepared and augmented as in training, forwarded in train mode. The global
+        RNG (dropout) is forked, so training draws stay as they were."""
+        data, b = self.data, self.config.batch_size
+        count = min(data.num_train, BN_RECOMPUTE_BATCHES * b)
+        ids = torch.randperm(data.num_train, generator=self._bn_generator,
+                             device=self._bn_generator.device)[:count].to(data.train_x.device)
+        for module in self._batchnorms:
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the batches below
+        was_training = self.model.training
+        self._set_training(True)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self._autocast():
+            for chunk in ids.split(b):
+                x = self.batcher._ready(data.train_x.index_select(0, chunk), self._bn_generator)
+                self.model(x)
+        self._set_training(was_training)
+
     def evaluate(self) -> dict[str, float]:
         """Untimed: the clock is paused while evaluating and logging. Raises RunDiverged (after
         applying the per-example records) when the run has diverged: a non-finite training loss
@@ -181,7 +234,10 @@ class TrainingLoop:
                                   f"{seen} examples seen")
             if not self._parameters_finite():
                 raise RunDiverged(f"non-finite parameters at {seen} examples seen")
-            val_error, val_loss = self._error_and_loss(self.data.val_x, self.data.val_y)
+            with self._evaluation_statistics():
+                val_error, val_loss = self._error_and_loss(self.data.val_x, self.data.val_y)
+                test_error = (self._error_on(self.data.test_x, self.data.test_y)
+                              if self.config.test_every_evaluation else None)
             if not math.isfinite(val_loss):
                 raise RunDiverged(f"non-finite validation loss ({val_loss}) at {seen} examples "
                                   "seen")
@@ -205,8 +261,8 @@ class TrainingLoop:
                 **self.clock.breakdown(),
                 **self.method.extra_metrics(),
             }
-            if self.config.test_every_evaluation:
-                metrics["test_error"] = self._error_on(self.data.test_x, self.data.test_y)
+            if test_error is not None:
+                metrics["test_error"] = test_error
             self.counters.selection_forwards_skipped = self.method.selection_forwards_skipped
             metrics["selection_forwards_skipped"] = self.counters.selection_forwards_skipped
             self._loss_sum.zero_()
@@ -240,8 +296,9 @@ class TrainingLoop:
         last = outcome.curve[-1]
         if "test_error" in last:
             return last["test_error"]
-        with self.clock.paused():
+        with self.clock.paused(), self._evaluation_statistics():
             test_error = self._error_on(self.data.test_x, self.data.test_y)
+        with self.clock.paused():
             self.tracker.log_evaluation({"test_error": test_error},
                                         step=int(last["examples_seen"]))
         last["test_error"] = test_error
