@@ -52,24 +52,12 @@ class TrainBatcher:
     def epoch_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         return self.batches(self.epoch_order())
 
-    def batches(self, order: torch.Tensor, batch_size: int | None = None,
-                sizes: list[int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor,
-                                                                  torch.Tensor]]:
+    def batches(self, order: torch.Tensor,
+                batch_size: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor,
+                                                                 torch.Tensor]]:
         """(ids, x, y) for consecutive batches of `order` (of `batch_size`, default the
-        batcher's; or of the given `sizes`, which add up to the order's length), x prepared and
-        augmented."""
+        batcher's), x prepared and augmented."""
         splits = self.splits
-        if sizes is not None:
-            start = 0
-            for first in range(0, len(sizes), GATHER_CHUNK_BATCHES):
-                group = list(sizes[first:first + GATHER_CHUNK_BATCHES])
-                chunk = order[start:start + sum(group)]
-                start += chunk.shape[0]
-                xs = splits.train_x.index_select(0, chunk).split(group)
-                ys = splits.train_y.index_select(0, chunk).split(group)
-                for ids, x, y in zip(chunk.split(group), xs, ys):
-                    yield ids, self._ready(x, self.augment_generator), y
-            return
         b = batch_size or self.batch_size
         # One gather per chunk of batches, cut into views: per batch, no library call at all
         # (each one costs 5-20 us right after a forward pass on a small CPU). index_select:

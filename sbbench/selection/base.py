@@ -4,8 +4,7 @@ The training loop drives a method like this, once per epoch:
 
     method.start_epoch(epoch)
     (if method.plan_epoch(order) returns a plan, the epoch follows it instead; see EpochPlan)
-    for ids, x, y in forward batches of `method.candidates_per_forward` examples (the loop
-                     cuts a batch in two where an evaluation or the budget falls inside it):
+    for ids, x, y in forward batches of `method.candidates_per_forward` examples:
         for batch in method.select(ids, x, y, score_forward):
             train on batch; method.after_backward(batch, per_example_losses, logits)
     for batch in method.end_epoch():
@@ -81,14 +80,11 @@ class SelectionMethod:
     def end_epoch(self) -> list[BackwardBatch]:
         return []
 
-    def plan_epoch(self, order: torch.Tensor,
-                   forward_batches: list[int] | None = None) -> EpochPlan | None:
+    def plan_epoch(self, order: torch.Tensor) -> EpochPlan | None:
         """Decide the whole epoch now, from its candidate order alone, when no decision needs a
         forward pass: the loop then loads and trains only the kept examples. None (the default):
         the loop calls `select` forward batch by forward batch and `end_epoch` after the last.
-        `forward_batches`: the sizes of the epoch's forward batches as the loop will cut them
-        (default: `candidates_per_forward` each); a plan must decide batch by batch on exactly
-        those. Called after `start_epoch`."""
+        Called after `start_epoch`."""
         return None
 
     def warm_up(self, ids: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -6,8 +6,7 @@ import torch
 
 from sbbench.selection.base import SelectionSettings
 from sbbench.selection.selective_backprop import SelectiveBackprop
-from sbbench.selection.types import (BackwardBatch, EpochPlan, ScoreForward,
-                                     forward_batch_sizes)
+from sbbench.selection.types import BackwardBatch, EpochPlan, ScoreForward
 
 
 class StaleSelectiveBackprop(SelectiveBackprop):
@@ -50,8 +49,7 @@ class StaleSelectiveBackprop(SelectiveBackprop):
         self._skip_forwards(len(ids))
         return self.cached_loss.index_select(0, ids)
 
-    def plan_epoch(self, order: torch.Tensor,
-                   forward_batches: list[int] | None = None) -> EpochPlan | None:
+    def plan_epoch(self, order: torch.Tensor) -> EpochPlan | None:
         """A stale epoch, decided now. Exact under partial_batch=flush: the queue starts the
         epoch empty and each example is a candidate once, so the backward passes of this epoch
         only rewrite cached losses that have already been read. (Under carry, examples queued
@@ -59,28 +57,11 @@ class StaleSelectiveBackprop(SelectiveBackprop):
         if self.priming or self.refresh_epoch or self.settings.partial_batch == "carry" \
                 or len(self.queue):
             return None
-        n = int(order.shape[0])
-        sizes = (forward_batch_sizes(n, self.candidates_per_forward)
-                 if forward_batches is None else list(forward_batches))
-        kept = self._plan_kept(self.cached_loss.index_select(0, order), self.draws.take(n),
-                               sizes)
-        return EpochPlan.from_kept(order, kept, sizes, self.settings.batch_size,
+        n, forward_batch = int(order.shape[0]), self.candidates_per_forward
+        kept = self.step.plan(self.cached_loss.index_select(0, order), self.draws.take(n),
+                              forward_batch)
+        return EpochPlan.from_kept(order, kept, forward_batch, self.settings.batch_size,
                                    on_candidates=self._skip_forwards)
-
-    def _plan_kept(self, losses: torch.Tensor, thresholds, sizes: list[int]) -> torch.Tensor:
-        """Kept positions, deciding forward batch by forward batch on `sizes`: one planning call
-        per run of equal sizes (a single call when no batch was cut)."""
-        parts, start, index = [], 0, 0
-        while index < len(sizes):
-            size, count = sizes[index], 1
-            while index + count < len(sizes) and sizes[index + count] == size:
-                count += 1
-            end = start + size * count
-            parts.append(self.step.plan(losses[start:end], thresholds[start:end], size) + start)
-            start, index = end, index + count
-        if not parts:
-            return torch.empty(0, dtype=torch.int64, device=losses.device)
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _skip_forwards(self, candidates: int) -> None:
         self.selection_forwards_skipped += candidates

@@ -38,15 +38,6 @@ class Scores(NamedTuple):
 ScoreForward = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], Scores]
 
 
-def forward_batch_sizes(n: int, forward_batch: int, cuts=()) -> list[int]:
-    """Sizes of the forward batches of an epoch of `n` candidates: `forward_batch` each (the
-    last one shorter), with a batch boundary also at every position in `cuts` (0 < cut < n):
-    a forward batch that straddles a cut is split in two there."""
-    edges = sorted({*range(forward_batch, n, forward_batch), n,
-                    *(int(c) for c in cuts if 0 < c < n)})
-    return [end - start for start, end in zip([0, *edges[:-1]], edges)] if n else []
-
-
 @dataclass
 class EpochPlan:
     """A whole epoch decided before it starts, from the candidate order alone.
@@ -66,20 +57,19 @@ class EpochPlan:
     on_candidates: Callable[[int], None] | None = None
 
     @classmethod
-    def from_kept(cls, order: torch.Tensor, kept_positions: torch.Tensor,
-                  forward_batch: int | list[int], batch_size: int,
-                  on_candidates: Callable[[int], None] | None = None) -> "EpochPlan":
-        """kept_positions: sorted positions in `order` of the kept candidates. forward_batch:
-        the forward batch size, or the size of each forward batch (`forward_batch_sizes`)."""
+    def from_kept(cls, order: torch.Tensor, kept_positions: torch.Tensor, forward_batch: int,
+                  batch_size: int, on_candidates: Callable[[int], None] | None = None
+                  ) -> "EpochPlan":
+        """kept_positions: sorted positions in `order` of the kept candidates."""
         n = int(order.shape[0])
-        candidates = (forward_batch_sizes(n, forward_batch) if isinstance(forward_batch, int)
-                      else list(forward_batch))
-        n_forward = len(candidates)
+        n_forward = -(-n // forward_batch)
+        candidates = [forward_batch] * n_forward
+        if n_forward:
+            candidates[-1] = n - forward_batch * (n_forward - 1)
         # Kept per forward batch, counted on the host (one copy, one host synchronisation on
         # CUDA for the whole epoch).
-        ends = torch.tensor(candidates, dtype=torch.int64).cumsum(0)
-        batch_of = torch.searchsorted(ends, kept_positions.cpu(), right=True)
-        kept_per_batch = torch.bincount(batch_of, minlength=n_forward).tolist()
+        kept_per_batch = torch.bincount(kept_positions.cpu() // forward_batch,
+                                        minlength=n_forward).tolist()
         full_batches_after, kept_so_far = [], 0
         for kept in kept_per_batch:
             full_batches_after.append((kept_so_far + kept) // batch_size

@@ -8,6 +8,7 @@ sees the model; the loop gives it a timed, counted `score_forward`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,6 @@ from sbbench.config import RunConfig
 from sbbench.data import DatasetSplits, TrainBatcher
 from sbbench.seeds import stream_seed
 from sbbench.selection import BackwardBatch, Scores, SelectionMethod
-from sbbench.selection.types import forward_batch_sizes
 from sbbench.train.clock import PhaseClock
 from sbbench.train.counters import Counters, PerExampleStats
 from sbbench.train.errors import RunDiverged
@@ -203,7 +203,8 @@ class TrainingLoop:
         seed stream), prepared and augmented as in training, forwarded in train mode. The global
         RNG (dropout) is forked, so training draws stay as they were."""
         data, b = self.data, self.config.batch_size
-        count = min(data.num_train, BN_RECOMPUTE_BATCHES * b)
+        # Whole batches only: a last batch of one example cannot be normalised in train mode.
+        count = min(data.num_train, max(1, min(BN_RECOMPUTE_BATCHES, data.num_train // b)) * b)
         ids = torch.randperm(data.num_train, generator=self._bn_generator,
                              device=self._bn_generator.device)[:count].to(data.train_x.device)
         for module in self._batchnorms:
@@ -304,34 +305,30 @@ class TrainingLoop:
         last["test_error"] = test_error
         return test_error
 
-    def _forward_batch_sizes(self, n: int) -> list[int]:
-        """The epoch's forward batches: `candidates_per_forward` each, except that a batch is cut
-        in two where an evaluation point or the example budget falls inside it, so that every
-        method evaluates (and stops) at exactly the same examples-seen counts whatever its
-        forward batch (Katharopoulos18's presample is 3 x the batch; SB may use a larger one).
-        The end of an epoch is a boundary anyway."""
-        start, schedule = self.counters.examples_seen, self.eval_schedule
-        cuts = list(range(schedule.next_at - start, n, schedule.every_examples))
-        cuts.append(self.budget_examples - start)
-        return forward_batch_sizes(n, self.method.candidates_per_forward, cuts)
-
-    def _epoch_schedule(self, order: torch.Tensor, sizes: list[int]):
-        """An epoch as (per forward batch: its candidates and the backward batches to train
-        after it, lazily; then a callable giving the epoch's last batches).
+    def _epoch_schedule(self, order: torch.Tensor):
+        """An epoch as (per forward batch: its candidates and a callable that processes it,
+        returning the backward batches to train after it; then a callable giving the epoch's
+        last batches). Nothing of a forward batch is selected or trained before its callable.
 
         Batch by batch, a method selects among each loaded forward batch. When it can decide the
         whole epoch from the order alone (`plan_epoch`: StaleSB's stale epochs), only the kept
         examples are loaded, in backward batches, each trained at the same point of the epoch.
-        Both follow the forward batch `sizes` (`_forward_batch_sizes`).
         """
-        plan = self.method.plan_epoch(order, forward_batches=sizes)
+        plan = self.method.plan_epoch(order)
         if plan is None:
-            selected = ((int(ids.shape[0]), self.method.select(ids, x, y, self.score_forward))
-                        for ids, x, y in self.batcher.batches(order, sizes=sizes))
+            selected = ((int(ids.shape[0]),
+                         functools.partial(self.method.select, ids, x, y, self.score_forward))
+                        for ids, x, y in self.batcher.batches(order))
             return selected, self.method.end_epoch
         kept = self.batcher.batches(plan.kept_ids, plan.batch_size)
-        planned = ((candidates, [BackwardBatch(*next(kept)) for _ in range(full)])
-                   for candidates, full in plan.forward_batches())
+
+        def planned_batches(candidates: int, full: int) -> list[BackwardBatch]:
+            if plan.on_candidates is not None:
+                plan.on_candidates(candidates)
+            return [BackwardBatch(*next(kept)) for _ in range(full)]
+
+        planned = ((candidates, functools.partial(planned_batches, candidates, full))
+                   for candidates, full in zip(plan.candidates, plan.full_batches_after))
         return planned, lambda: [BackwardBatch(*rest) for rest in kept]  # the partial last
 
     # -- the run --------------------------------------------------------------------------------
@@ -351,6 +348,29 @@ class TrainingLoop:
             return True
         return False
 
+    def _evaluate_inside(self, outcome: TrainingOutcome, candidates: int) -> bool:
+        """Evaluation points (and the example budget's end) that fall strictly inside the next
+        forward batch, handled before it is processed: its candidates up to the point count as
+        seen, like examples waiting in SB's queue, and the point is evaluated exactly. So every
+        method evaluates at the same examples-seen counts whatever its forward batch
+        (Katharopoulos18's presample is 3 x the batch; SB may use a larger one), and no batch is
+        cut: the training itself never depends on the evaluation schedule (a cut batch would
+        make a small, noisy optimizer step right before each evaluation). True: stop the run
+        (target reached, time or example budget spent)."""
+        seen = self.counters.examples_seen
+        end = seen + candidates
+        schedule = self.eval_schedule
+        while schedule.next_at < end and schedule.next_at <= self.budget_examples:
+            self.counters.examples_seen = schedule.next_at
+            schedule.advance(self.counters.examples_seen)
+            if self._after_evaluation(outcome, self.evaluate()) or not self._budget_left():
+                return True
+        if self.budget_examples < end:
+            self.counters.examples_seen = self.budget_examples  # the rest is never drawn
+            return True
+        self.counters.examples_seen = seen
+        return False
+
     def run(self) -> TrainingOutcome:
         outcome = self.outcome = TrainingOutcome(per_example=self.per_example)
         self.model.train()
@@ -362,12 +382,13 @@ class TrainingLoop:
         epoch = 0
         while not stop and self._budget_left():
             self.method.start_epoch(epoch)
-            order = self.batcher.epoch_order()
-            sizes = self._forward_batch_sizes(int(order.shape[0]))
-            last_batch = len(sizes) - 1
-            forward_batches, end_of_epoch = self._epoch_schedule(order, sizes)
-            for index, (candidates, batches) in enumerate(forward_batches):
-                for batch in batches:
+            last_batch = len(self.batcher) - 1
+            forward_batches, end_of_epoch = self._epoch_schedule(self.batcher.epoch_order())
+            for index, (candidates, process) in enumerate(forward_batches):
+                stop = self._evaluate_inside(outcome, candidates)
+                if stop:
+                    break
+                for batch in process():
                     self.train_step(batch)
                 self.counters.examples_seen += candidates
                 if index == last_batch:

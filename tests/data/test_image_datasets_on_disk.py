@@ -387,8 +387,8 @@ def test_planned_stale_epoch_loads_augmented_kept_images(cifar10_splits, tmp_pat
             trained.append((loop.method.epoch, batch.ids.clone(), batch.x.clone()))
             step(batch)
 
-        def recording_plan(order, **cuts):
-            plan = plan_epoch(order, **cuts)
+        def recording_plan(order):
+            plan = plan_epoch(order)
             planned.append(plan is not None)
             return plan
 
