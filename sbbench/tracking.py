@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 # The names of the record (the contract) live in sbbench.record_names; these aliases keep
 # `tracking.TAG_...` working for existing callers.
 from sbbench.record_names import (  # noqa: E402,F401
-    DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, FAILURE_DIVERGED, FAILURE_ERROR,
+    DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, FAILURE_DIVERGED, KIND_BENCH, FAILURE_ERROR,
     FAILURE_INTERRUPTED, FAILURE_PRUNED, TAG_DATASET, TAG_DEVICE, TAG_FAILURE_KIND,
     TAG_FAILURE_REASON, TAG_GIT_COMMIT, TAG_HOST, TAG_KIND, TAG_METHOD, TAG_MODEL, TAG_PARENT,
     TAG_PYTHON_VERSION, TAG_SEED_STREAMS, TAG_STOP_REASON, TAG_TORCH_VERSION)

@@ -60,7 +60,7 @@ ABLATION_AXES = ("beta", "staleness", "batch_size", "label_noise")
 
 # Run outcomes as the analysis classifies them.
 OUTCOME_OK = "ok"                    # FINISHED: a result
-OUTCOME_DIVERGED = "diverged"        # FAILED, NaN/inf loss: kept, censored, never reached target
+OUTCOME_DIVERGED = "diverged"        # FAILED, diverged (run_failures): kept, never reaches target
 OUTCOME_PRUNED = "pruned"            # sweep pruned it: kept as censored, not a result
 OUTCOME_ERROR = "error"              # crashed: reported, excluded
 OUTCOME_INTERRUPTED = "interrupted"  # KILLED: reported, excluded
