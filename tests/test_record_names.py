@@ -62,3 +62,16 @@ def test_failure_types_are_one_class_wherever_imported():
     assert errors.RunPruned is run_failures.RunPruned
     status, kind, _ = tracking.classify_failure(errors.RunDiverged("nan"))
     assert (status, kind) == ("FAILED", "diverged")
+
+
+def test_every_metric_a_run_logs_is_declared_in_the_contract(tiny):
+    from sbbench import record_names
+    from sbbench.config import RunConfig
+    from sbbench.train.run import train_untracked
+
+    declared = {v for k, v in vars(record_names).items() if k.startswith("M_")}
+    config = RunConfig.from_dict({**tiny, "method": "kath18", "epochs": 1,
+                                  "test_every_evaluation": True})
+    outcome = train_untracked(config)
+    logged = set().union(*(point.keys() for point in outcome.curve)) | set(outcome.final)
+    assert logged - declared == set()
