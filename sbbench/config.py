@@ -148,6 +148,11 @@ class RunConfig:
     test_every_evaluation: bool = _cfg(False, "also measure test error at every evaluation "
                                        "(default: once, on the final model; time to target "
                                        "reads validation error)", group="workload")
+    recompute_bn_before_eval: bool = _cfg(
+        False, "re-estimate BatchNorm running statistics on uniformly drawn training batches "
+        "before each evaluation (untimed; the evaluated model only: training, including "
+        "eval-mode selection scoring, keeps its own statistics). Off: the paper's protocol",
+        group="workload")
     target_val_error: float | None = _cfg(None, "stop once validation error <= this",
                                           _number(0, 1, optional=True), group="workload")
 
@@ -168,7 +173,9 @@ class RunConfig:
                                  group="optim")
 
     # execution
-    seed: int = _cfg(0, "seed of init, data order, selection and label noise", _number(0),
+    seed: int = _cfg(0, "run seed: independent streams for init, data order, augmentation, "
+                     "label noise, selection and dropout are derived from it (sbbench.seeds)",
+                     _number(0),
                      group="run")
     device: str = _cfg("auto", "auto (cuda when present), cpu, cuda, cuda:N", _device_rule,
                        group="run")

@@ -20,25 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-DEFAULT_EXPERIMENT = "sbbench"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# The names of the record (the contract) live in sbbench.record_names; these aliases keep
+# `tracking.TAG_...` working for existing callers.
+from sbbench.record_names import (  # noqa: E402,F401
+    DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, FAILURE_DIVERGED, KIND_BENCH, FAILURE_ERROR,
+    FAILURE_INTERRUPTED, FAILURE_PRUNED, TAG_DATASET, TAG_DEVICE, TAG_FAILURE_KIND,
+    TAG_FAILURE_REASON, TAG_GIT_COMMIT, TAG_HOST, TAG_KIND, TAG_METHOD, TAG_MODEL, TAG_PARENT,
+    TAG_PYTHON_VERSION, TAG_SEED_STREAMS, TAG_STOP_REASON, TAG_TORCH_VERSION,
+    TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_MODEL_TRAINING)
+from sbbench.run_failures import RunDiverged, RunPruned  # noqa: E402
+
 HTTP_REACHABILITY_TIMEOUT_S = 5.0
 
-# Tag names (the contract).
-TAG_METHOD = "sbbench.method"
-TAG_DATASET = "sbbench.dataset"
-TAG_MODEL = "sbbench.model"
-TAG_GIT_COMMIT = "sbbench.git_commit"
-TAG_TORCH_VERSION = "sbbench.torch_version"
-TAG_DEVICE = "sbbench.device"
-TAG_KIND = "sbbench.kind"
-TAG_FAILURE_KIND = "sbbench.failure_kind"  # diverged | error | interrupted
-TAG_FAILURE_REASON = "sbbench.failure_reason"
-TAG_PARENT = "mlflow.parentRunId"
-# Experiment tag MLflow 3's UI reads to choose an experiment's view; this value selects the
-# model-training ("custom model development") view rather than the GenAI one.
-TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
-EXPERIMENT_KIND_MODEL_TRAINING = "custom_model_development"
 MAX_TAG_CHARS = 5000  # MLflow's tag value limit is 8000; keep reasons well under it
 MAX_METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 # Evaluations are written at most this often (and at the end): the MLflow UI stays live
@@ -160,8 +153,8 @@ def provenance_tags(device_name: str) -> dict[str, str]:
         TAG_GIT_COMMIT: git_commit(),
         TAG_TORCH_VERSION: torch.__version__,
         TAG_DEVICE: device_name,
-        "sbbench.python_version": platform.python_version(),
-        "sbbench.host": platform.node(),
+        TAG_PYTHON_VERSION: platform.python_version(),
+        TAG_HOST: platform.node(),
     }
 
 
@@ -281,19 +274,17 @@ class MlflowTracker:
 
 def classify_failure(error: BaseException) -> tuple[str, str, str]:
     """(run status, failure kind, one-line reason) for an exception that ended a run."""
-    from sbbench.train.errors import RunDiverged, RunPruned
-
     reason = f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else \
         type(error).__name__
     if isinstance(error, KeyboardInterrupt):
-        return "KILLED", "interrupted", "interrupted (KeyboardInterrupt)"
+        return "KILLED", FAILURE_INTERRUPTED, "interrupted (KeyboardInterrupt)"
     if isinstance(error, SystemExit):
-        return "KILLED", "interrupted", f"terminated (exit {error.code})"
+        return "KILLED", FAILURE_INTERRUPTED, f"terminated (exit {error.code})"
     if isinstance(error, RunDiverged):
-        return "FAILED", "diverged", reason
+        return "FAILED", FAILURE_DIVERGED, reason
     if isinstance(error, RunPruned):
-        return "KILLED", "pruned", reason
-    return "FAILED", "error", reason
+        return "KILLED", FAILURE_PRUNED, reason
+    return "FAILED", FAILURE_ERROR, reason
 
 
 @contextmanager

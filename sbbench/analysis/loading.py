@@ -137,11 +137,11 @@ def classify(status: str, tags: dict[str, str]) -> str:
     if tags.get(R.TAG_PRUNED, "").lower() in ("true", "1", "yes"):
         return R.OUTCOME_PRUNED
     kind = tags.get(R.TAG_FAILURE_KIND, "")
-    if kind == "diverged":
+    if kind == R.FAILURE_DIVERGED:
         return R.OUTCOME_DIVERGED
     if status == "FINISHED" and not kind:
         return R.OUTCOME_OK
-    if kind == "interrupted" or status == "KILLED":
+    if kind == R.FAILURE_INTERRUPTED or status == "KILLED":
         return R.OUTCOME_INTERRUPTED
     if status in ("RUNNING", "SCHEDULED"):
         return R.OUTCOME_RUNNING

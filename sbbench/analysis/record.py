@@ -1,54 +1,30 @@
 """Names the analysis reads from the MLflow record of a training run (the contract).
 
-Defined here, not imported from the training side, so that the analysis never imports torch;
-the method-field table comes from the torch-free `sbbench.method_fields`, shared with the
-selection core and the sweeps.
+The names themselves come from `sbbench.record_names` (stdlib only, shared by training, tracking,
+sweeps and analysis), so the analysis never imports torch; the analysis-only vocabulary
+(outcomes, families, workload params) is defined here. The method-field table comes from the
+torch-free `sbbench.method_fields`, shared with the selection core and the sweeps.
 """
 
 from __future__ import annotations
 
-# Tags and defaults written by the training side (sbbench.tracking imports only the stdlib at
-# module level) and by the sweeps.
-from sbbench.sweep.trial_records import TAG_PRUNED, TAG_STUDY, TAG_TRIAL  # noqa: E402
-from sbbench.tracking import (  # noqa: E402
-    DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, TAG_DATASET, TAG_FAILURE_KIND, TAG_FAILURE_REASON,
-    TAG_KIND, TAG_METHOD, TAG_MODEL, TAG_PARENT)
+# Every name of the record comes from the one contract module (a leaf, stdlib only).
+from sbbench.record_names import (  # noqa: E402,F401
+    ARTIFACT_PER_EXAMPLE, DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI, FAILURE_DIVERGED,
+    FAILURE_ERROR, FAILURE_INTERRUPTED, FAILURE_PRUNED, KIND_ANALYSIS, M_EXAMPLES_BACKPROPPED,
+    M_EXAMPLES_SEEN, M_FINAL_TEST, M_FINAL_VAL, M_KEEP_RATE, M_SELECTION_FORWARDS,
+    M_TEST_ERROR, M_TIME_BACKWARD, M_TIME_FORWARD_SELECT, M_TIME_FORWARD_TRAIN, M_TIME_OTHER,
+    M_TOTAL_BACKPROPPED, M_TOTAL_SELECTION_FORWARDS, M_TOTAL_SEEN, M_TOTAL_TIME, M_TRAIN_TIME,
+    M_VAL_ERROR, PHASES, ROLE_REFERENCE, TAG_DATASET, TAG_FAILURE_KIND, TAG_FAILURE_REASON,
+    TAG_KIND, TAG_METHOD, TAG_MODEL, TAG_PARENT, TAG_PRUNED, TAG_ROLE, TAG_RUN_NAME, TAG_STUDY,
+    TAG_TRIAL)
 
-TAG_RUN_NAME = "mlflow.runName"
-# A run's role in a study. Reference runs are seeds run only to set the factor targets (issue 12:
-# a target set from the seeds it then times favours them); they are never timed or compared.
-# Defined here until the training side writes it.
-TAG_ROLE = "sbbench.role"
-ROLE_REFERENCE = "reference"
-KIND_ANALYSIS = "analysis"                      # our own report runs: never loaded as results
-
-# Curves logged at every evaluation, step = examples seen.
-M_VAL_ERROR = "val_error"
-M_TEST_ERROR = "test_error"
-M_TRAIN_TIME = "train_time_s"                   # the training clock (evaluation excluded)
-M_EXAMPLES_SEEN = "examples_seen"
-M_EXAMPLES_BACKPROPPED = "examples_backpropped"
-M_SELECTION_FORWARDS = "selection_forwards"
-M_KEEP_RATE = "keep_rate"
 CURVE_METRICS = (M_VAL_ERROR, M_TEST_ERROR, M_TRAIN_TIME, M_EXAMPLES_BACKPROPPED,
                  M_EXAMPLES_SEEN)
 
 # Cumulative phase times (seconds on the training clock); they add up to train_time_s.
-PHASES = ("time_forward_select_s", "time_forward_train_s", "time_backward_s", "time_other_s")
-PHASE_LABELS = {"time_forward_select_s": "forward (select)",
-                "time_forward_train_s": "forward (train)",
-                "time_backward_s": "backward", "time_other_s": "other"}
-
-# End-of-run summaries.
-M_FINAL_VAL = "final_val_error"
-M_FINAL_TEST = "final_test_error"
-M_TOTAL_TIME = "total_train_time_s"
-M_TOTAL_BACKPROPPED = "total_examples_backpropped"
-M_TOTAL_SELECTION_FORWARDS = "total_selection_forwards"
-M_TOTAL_SEEN = "total_examples_seen"
-
-# Artifacts
-ARTIFACT_PER_EXAMPLE = "per_example.csv.gz"
+PHASE_LABELS = {M_TIME_FORWARD_SELECT: "forward (select)", M_TIME_FORWARD_TRAIN: "forward (train)",
+                M_TIME_BACKWARD: "backward", M_TIME_OTHER: "other"}
 
 # Methods
 TRADITIONAL = "traditional"
@@ -75,14 +51,16 @@ NON_DEFINING_PARAMS = frozenset({"seed", "device", "data_dir", "download", "num_
 # early stop at a target), so they are part of the workload too.
 WORKLOAD_PARAMS = ("dataset", "model", "epochs", "time_budget_s", "label_noise", "train_size",
                    "val_size", "test_size", "model_width", "dropout", "augment", "svhn_extra",
-                   "eval_every_examples", "target_val_error")
+                   "eval_every_examples", "target_val_error",
+                   # changes what an evaluation measures (BatchNorm statistics re-estimated)
+                   "recompute_bn_before_eval")
 
 # Axes of the ablation panels (only drawn when at least two values are present).
 ABLATION_AXES = ("beta", "staleness", "batch_size", "label_noise")
 
 # Run outcomes as the analysis classifies them.
 OUTCOME_OK = "ok"                    # FINISHED: a result
-OUTCOME_DIVERGED = "diverged"        # FAILED, NaN/inf loss: kept, censored, never reached target
+OUTCOME_DIVERGED = "diverged"        # FAILED, diverged (run_failures): kept, never reaches target
 OUTCOME_PRUNED = "pruned"            # sweep pruned it: kept as censored, not a result
 OUTCOME_ERROR = "error"              # crashed: reported, excluded
 OUTCOME_INTERRUPTED = "interrupted"  # KILLED: reported, excluded

@@ -88,7 +88,7 @@ def _time_to_target(config, tracking_uri: str | None) -> list[dict]:
 
     options = tracking.TrackingOptions(tracking_uri, "sbbench-bench")
     with tracking.tracked_run(options, run_name="bench-ttt",
-                              tags={"sbbench.kind": "bench"}) as parent:
+                              tags={tracking.TAG_KIND: tracking.KIND_BENCH}) as parent:
         for seed in range(TTT_SEEDS):
             for method in TTT_METHODS:
                 try:

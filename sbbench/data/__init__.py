@@ -12,6 +12,7 @@ from sbbench.data.label_noise import split_label_noise
 from sbbench.data.mnist1d import load_mnist1d
 from sbbench.data.splits import DataOptions, DatasetSplits, DatasetUnavailableError
 from sbbench.data.torchvision_sets import load_torchvision
+from sbbench.seeds import stream_seed
 
 INPUT_SHAPES = {"mnist1d": (1, 40), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32),
                 "svhn": (3, 32, 32)}
@@ -29,7 +30,7 @@ def load_dataset(options: DataOptions, device: torch.device | str = "cpu") -> Da
         raise ValueError(f"dataset={options.name!r}; allowed: {', '.join(sorted(DATASETS))}")
     raw = DATASETS[options.name](options)
     train_x, clean_y = raw["train"]
-    noise_generator = torch.Generator().manual_seed(options.seed)
+    noise_generator = torch.Generator().manual_seed(stream_seed(options.seed, "label_noise"))
     train_y, noisy_ids = split_label_noise(clean_y, options.label_noise, noise_generator)
     splits = DatasetSplits(
         name=options.name, num_classes=raw["num_classes"], input_shape=INPUT_SHAPES[options.name],

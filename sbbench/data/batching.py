@@ -18,12 +18,14 @@ class TrainBatcher:
     """Epoch-wise shuffled (ids, x, y) batches; x is prepared and augmented on the device."""
 
     def __init__(self, splits: DatasetSplits, batch_size: int, generator: torch.Generator,
-                 drop_last: bool = False):
+                 drop_last: bool = False, augment_generator: torch.Generator | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size}; allowed: an integer >= 1")
         self.splits = splits
         self.batch_size = batch_size
-        self.generator = generator
+        self.generator = generator  # the data order
+        # Augmentation draws (default: the order's generator; runs pass their own stream).
+        self.augment_generator = augment_generator if augment_generator is not None else generator
         self.drop_last = drop_last
 
     def __len__(self) -> int:
@@ -64,7 +66,7 @@ class TrainBatcher:
             xs = splits.train_x.index_select(0, chunk).split(b)
             ys = splits.train_y.index_select(0, chunk).split(b)
             for ids, x, y in zip(chunk.split(b), xs, ys):
-                yield ids, self._ready(x, self.generator), y
+                yield ids, self._ready(x, self.augment_generator), y
 
     def _ready(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Prepared (e.g. uint8 -> normalised float) and augmented, on the data's device."""

@@ -90,7 +90,9 @@ def load_torchvision(options) -> dict:
     if val_size >= train_x.shape[0]:
         raise DatasetUnavailableError(
             f"val_size={val_size} leaves no training examples ({train_x.shape[0]} in {name})")
-    generator = torch.Generator().manual_seed(options.seed)
+    from sbbench.seeds import stream_seed
+
+    generator = torch.Generator().manual_seed(stream_seed(options.seed, "validation_split"))
     order = torch.randperm(train_x.shape[0], generator=generator)
     val_ids, train_ids = order[:val_size], order[val_size:]
     if options.train_size is not None:

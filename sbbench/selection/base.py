@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sbbench.seeds import stream_seed
 from sbbench.selection.types import BackwardBatch, EpochPlan, ScoreForward
 
 
@@ -30,7 +31,7 @@ class SelectionSettings:
 
     batch_size: int
     num_train: int
-    seed: int = 0
+    seed: int = 0  # the run seed; the method draws from its "selection" stream (sbbench.seeds)
     device: str = "cpu"
     forward_batch_size: int | None = None
     beta: float = 3.0
@@ -58,7 +59,9 @@ class SelectionMethod:
         self.settings = settings
         self.device = torch.device(settings.device)
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(settings.seed)
+        # The run seed's own selection stream (sbbench.seeds): never the stream that initialised
+        # the model or orders the data.
+        self.generator.manual_seed(stream_seed(settings.seed, "selection"))
         self.epoch = 0
         # Counters the loop logs; examples, not batches.
         self.selection_forwards_skipped = 0

@@ -1,11 +1,6 @@
-"""Ways a run can end other than by its budget."""
+"""Ways a run can end other than by its budget (defined in the leaf `sbbench.run_failures`,
+re-exported here for the training side and existing imports)."""
 
+from sbbench.run_failures import RunDiverged, RunPruned
 
-class RunDiverged(RuntimeError):
-    """A NaN or inf training loss: a legitimate (bad) outcome of the method, recorded as FAILED
-    with failure kind `diverged`. The analysis counts such runs as never reaching the target."""
-
-
-class RunPruned(RuntimeError):
-    """A tuning study's pruner stopped the run early: censored, not a result (tag
-    `sbbench.pruned=true`, status KILLED, failure kind `pruned`)."""
+__all__ = ["RunDiverged", "RunPruned"]

@@ -15,11 +15,14 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from sbbench import record_names as names
 from sbbench import tracking
 from sbbench.config import RunConfig
 from sbbench.data import DataOptions, DatasetSplits, load_dataset
 from sbbench.models import build_model
+from sbbench.seeds import SCHEME as SEED_SCHEME, stream_seed
 from sbbench.selection import SelectionMethod, SelectionSettings, build_method
+from sbbench.run_failures import RunDiverged
 from sbbench.train.artifacts import plot_error_vs_time, write_per_example_table
 from sbbench.train.loop import TrainingLoop, TrainingOutcome
 from sbbench.train.progress import ProgressBar
@@ -80,7 +83,7 @@ def build_training(config: RunConfig, tracker: Any, device: torch.device,
         data = load_dataset(data_options(config), device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         # Model init draws from torch's global RNG; seed it locally and restore it afterwards.
-        torch.manual_seed(config.seed)
+        torch.manual_seed(stream_seed(config.seed, "model_init"))
         model = build_model(config.resolved_model, data.num_classes, data.input_shape,
                             dropout=config.dropout, width=config.model_width).to(device)
     settings = selection_settings(config, data.num_train, device)
@@ -99,7 +102,7 @@ def train_untracked(config: RunConfig, data: DatasetSplits | None = None,
     """Train without MLflow (benchmarks, tests): same loop, a null tracker."""
     device = resolve_device(config.device)
     with _threads(config), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)  # dropout draws from the global RNG
+        torch.manual_seed(stream_seed(config.seed, "dropout"))  # dropout: the global RNG
         loop = build_training(config, tracking.NullTracker(), device, data, progress,
                               method_factory)
         try:
@@ -124,9 +127,10 @@ def _threads(config: RunConfig):
 
 def run_tags(config: RunConfig, device: torch.device) -> dict[str, str]:
     return {
-        tracking.TAG_METHOD: config.method,
-        tracking.TAG_DATASET: config.dataset,
-        tracking.TAG_MODEL: config.resolved_model,
+        names.TAG_METHOD: config.method,
+        names.TAG_DATASET: config.dataset,
+        names.TAG_MODEL: config.resolved_model,
+        names.TAG_SEED_STREAMS: SEED_SCHEME,
         **tracking.provenance_tags(device_description(device)),
     }
 
@@ -164,24 +168,30 @@ def execute_run(config: RunConfig, options: tracking.TrackingOptions, *,
         # Before the run exists: a missing dataset is a bad input, not a failed run.
         data = load_dataset(data_options(config), device)
     with _threads(config), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
+        torch.manual_seed(stream_seed(config.seed, "dropout"))  # dropout: the global RNG
         with tracking.tracked_run(options, run_name=run_name or default_run_name(config),
                                   parent_run_id=parent_run_id, tags=tags,
                                   params=config.to_mlflow_params()) as tracker:
             if on_run_created is not None:
                 on_run_created(tracker.run_id)
-            tracker.log_text(config.to_json(), "config.json")
+            tracker.log_text(config.to_json(), names.ARTIFACT_CONFIG)
             loop = build_training(config, tracker, device, data, progress)
             if on_evaluation is not None:
                 loop.add_evaluation_hook(on_evaluation)
             tracker.log_dataset(loop.data.name, loop.data.digest, loop.data.source)
             try:
                 outcome = loop.run()
+            except RunDiverged:
+                # A diverged run is a result (the noisy-label analysis needs exactly these
+                # runs): its per-example table and curve so far are written before it ends FAILED.
+                if loop.outcome is not None:
+                    _log_run_artifacts(tracker, config, loop, loop.outcome)
+                raise
             finally:
                 if loop.progress_bar:
                     loop.progress_bar.close()
             tracker.log_metrics(outcome.final)
-            tracker.set_tags({"sbbench.stop_reason": outcome.stop_reason})
+            tracker.set_tags({names.TAG_STOP_REASON: outcome.stop_reason})
             _log_run_artifacts(tracker, config, loop, outcome)
             return RunResult(tracker.run_id, outcome, config)
 
@@ -190,9 +200,10 @@ def _log_run_artifacts(tracker, config: RunConfig, loop: TrainingLoop,
                        outcome: TrainingOutcome) -> None:
     with tempfile.TemporaryDirectory(prefix="sbbench-artifacts-") as tmp:
         directory = Path(tmp)
-        table = write_per_example_table(directory / "per_example.csv.gz", loop.data,
+        table = write_per_example_table(directory / names.ARTIFACT_PER_EXAMPLE, loop.data,
                                         outcome.per_example)
-        plot = plot_error_vs_time(directory / "error_vs_time.png", outcome.curve,
-                                  default_run_name(config))
         tracker.log_artifact_file(table)
-        tracker.log_artifact_file(plot)
+        if outcome.curve:
+            plot = plot_error_vs_time(directory / names.ARTIFACT_ERROR_VS_TIME, outcome.curve,
+                                      default_run_name(config))
+            tracker.log_artifact_file(plot)
