@@ -285,7 +285,7 @@ class Coordinator:
         context = self.context
         started = time.monotonic()
         tags = {names.TAG_KIND: "sweep", names.TAG_STUDY: context.study_name,
-                "sbbench.sampler": context.spec.sampler,
+                names.TAG_SAMPLER: context.spec.sampler,
                 tracking.TAG_GIT_COMMIT: tracking.git_commit()}
         with tracking.tracked_run(
                 tracking.TrackingOptions(self.tracking_uri, context.experiment),
