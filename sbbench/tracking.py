@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from sbbench.urls import mask_url
+
 DEFAULT_EXPERIMENT = "sbbench"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 HTTP_REACHABILITY_TIMEOUT_S = 5.0
@@ -64,7 +66,7 @@ def resolve_tracking_uri(uri: str | None) -> str:
         uri = "sqlite:///" + str(Path(path).resolve())
     elif "://" not in uri:  # a plain path means a file store directory; refuse clearly
         raise TrackingUnavailableError(
-            f"tracking_uri={uri!r}: allowed: sqlite:///FILE.db, http(s)://HOST:PORT, "
+            f"tracking_uri={mask_url(uri)!r}: allowed: sqlite:///FILE.db, http(s)://HOST:PORT, "
             "postgresql://..., mysql://... (the file store is deprecated in MLflow 3)")
     return uri
 
@@ -75,11 +77,11 @@ def check_tracking_reachable(uri: str) -> None:
         directory = Path(uri[len("sqlite:///"):]).parent
         if not directory.is_dir():
             raise TrackingUnavailableError(
-                f"tracking_uri={uri!r}: directory {directory} does not exist; allowed: a sqlite "
+                f"tracking_uri={mask_url(uri)!r}: directory {directory} does not exist; allowed: a sqlite "
                 "file in an existing, writable directory")
         if not os.access(directory, os.W_OK):
             raise TrackingUnavailableError(
-                f"tracking_uri={uri!r}: directory {directory} is not writable")
+                f"tracking_uri={mask_url(uri)!r}: directory {directory} is not writable")
         return
     if uri.startswith(("http://", "https://")):
         health = uri.rstrip("/") + "/health"
@@ -87,11 +89,11 @@ def check_tracking_reachable(uri: str) -> None:
             with urllib.request.urlopen(health, timeout=HTTP_REACHABILITY_TIMEOUT_S) as response:
                 if response.status >= 400:
                     raise TrackingUnavailableError(
-                        f"tracking_uri={uri!r}: server answered HTTP {response.status}")
+                        f"tracking_uri={mask_url(uri)!r}: server answered HTTP {response.status}")
         except (urllib.error.URLError, OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
             raise TrackingUnavailableError(
-                f"tracking_uri={uri!r}: tracking server unreachable ({reason}); allowed: a "
+                f"tracking_uri={mask_url(uri)!r}: tracking server unreachable ({reason}); allowed: a "
                 "running MLflow server (mlflow server --host 127.0.0.1 --port 5000)") from None
 
 
@@ -159,7 +161,8 @@ def provenance_tags(device_name: str) -> dict[str, str]:
     return {
         TAG_GIT_COMMIT: git_commit(),
         TAG_TORCH_VERSION: torch.__version__,
-        TAG_DEVICE: device_name,
+        TAG_DEVICE: device_name,  # a sweep's --devices replaces it with the device given (cuda:2)
+        "sbbench.device_name": device_name,
         "sbbench.python_version": platform.python_version(),
         "sbbench.host": platform.node(),
     }
