@@ -49,13 +49,26 @@ class SweepContext:
         """Grid points without a finished, running or queued trial, in the grid's order."""
         from optuna.trial import TrialState
 
-        taken = set()
+        from sbbench.sweep.storage import MAX_RETRIES
+
+        taken, interrupted, errored = set(), {}, set()
         for trial in self.trials():
             key = trial.user_attrs.get(names.ATTR_POINT)
             if key and (self.is_finished(trial) or trial.state in (TrialState.RUNNING,
                                                                    TrialState.WAITING)):
                 taken.add(key)
-        taken |= self.attempted
+            elif key and trial.state == TrialState.FAIL:
+                if trial.user_attrs.get(names.ATTR_INTERRUPTED):
+                    interrupted[key] = interrupted.get(key, 0) + 1
+                else:
+                    errored.add(key)
+        if self.shared_by_machines:
+            # Machines come and go: a point whose worker was killed or stopped runs again in
+            # this invocation too (by any machine), at most MAX_RETRIES times.
+            taken |= {k for k, n in interrupted.items() if n > MAX_RETRIES}
+            taken |= {k for k in self.attempted if k not in interrupted or k in errored}
+        else:
+            taken |= self.attempted
         return [p for p in self.spec.grid_points() if point_key(p) not in taken]
 
     def experiment_ids(self) -> list[str]:

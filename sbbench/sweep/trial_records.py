@@ -15,3 +15,7 @@ ATTR_AWAITING = "awaiting_target"     # run finished; value told once the study'
 ATTR_CURVE = "curve"                  # [[train_time_s, val_error], ...] of an awaiting trial
 STUDY_ATTR_TARGET = "target_error:"   # + setting key: a target_factor study's fixed target
 ENV_PARENT_RUN_ID = "SBBENCH_PARENT_RUN_ID"
+STUDY_ATTR_PARENT_RUN = "sbbench_parent_run_id"  # the sweep's parent run (joining machines use it)
+STUDY_ATTR_FILE = "sbbench_study_file"        # the study file's content (JSON) at creation
+STUDY_ATTR_DIGEST = "sbbench_study_digest"    # sha256 of that JSON
+ENV_DEVICE = "SBBENCH_DEVICE"                 # the device a worker was given (--devices)

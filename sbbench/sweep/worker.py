@@ -31,6 +31,7 @@ class TrialJob:
     experiment: str | None
     pruning: bool = False
     launched_at: float | None = None  # the coordinator's time.time() when it started the process
+    device: str | None = None  # the device --devices gave this trial (cuda:2), recorded as a tag
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -47,9 +48,10 @@ def run_trial(job: TrialJob) -> int:
     from sbbench.sweep.storage import open_storage
     from sbbench.sweep.study import Objective
     from sbbench import stop_signals
-    from sbbench.tracking import TrackingOptions
+    from sbbench.tracking import TAG_DEVICE, TrackingOptions
     from sbbench.train.errors import RunDiverged, RunPruned
     from sbbench.train.run import default_run_name, execute_run
+    from sbbench.urls import mask_url
 
     entered_at = time.time()  # the process is up (forked, or imported when run as a module)
     storage = open_storage(job.storage_url)
@@ -75,7 +77,7 @@ def run_trial(job: TrialJob) -> int:
     def run_created(run_id: str) -> None:
         storage.set_trial_user_attr(trial_id, names.ATTR_RUN_ID, run_id)
         _say(f"MLflow run {run_id} (experiment {job.experiment or 'of the parent'}, "
-             f"{job.tracking_uri})")
+             f"{mask_url(job.tracking_uri)})")
 
     def fail(kind: str, reason: str, interrupted: bool = False,
              state: TrialState = TrialState.FAIL) -> None:
@@ -105,7 +107,8 @@ def run_trial(job: TrialJob) -> int:
             config, TrackingOptions(job.tracking_uri, job.experiment),
             parent_run_id=os.environ.get(names.ENV_PARENT_RUN_ID),
             run_name=f"{job.study_name}-t{job.trial_number}-{default_run_name(config)}",
-            extra_tags={names.TAG_STUDY: job.study_name, names.TAG_TRIAL: str(job.trial_number)},
+            extra_tags={names.TAG_STUDY: job.study_name, names.TAG_TRIAL: str(job.trial_number),
+                        **({TAG_DEVICE: job.device} if job.device else {})},
             progress=False,
             on_run_created=run_created, **hooks)
     except RunDiverged as err:

@@ -1,5 +1,8 @@
 """The local worker processes of a sweep: at most `size` trials at once, each in its own process
-(forked from the trial fork server), with its output in `<log_dir>/trial-N.log`."""
+(forked from the trial fork server), with its output in `<log_dir>/trial-N.log`.
+
+With devices (`--devices cuda:0,cuda:1`) the pool has one slot per device: a trial takes a free
+slot's device and keeps it until it exits, so no two trials share a GPU."""
 
 from __future__ import annotations
 
@@ -24,10 +27,21 @@ class EndedWorker:
 
 
 class WorkerPool:
-    def __init__(self, size: int, log_dir: Path):
-        self.size = size
+    def __init__(self, size: int, log_dir: Path, devices: list[str] | None = None):
+        self.devices = list(devices or [])
+        self.size = len(self.devices) or size
         self.log_dir = log_dir
         self._running: dict[int, tuple[TrialProcess, str]] = {}
+        self._slots: dict[int, int] = {}  # trial number -> index into `devices`
+
+    def next_device(self) -> str | None:
+        """The device the next trial gets (None without --devices)."""
+        if not self.devices:
+            return None
+        return self.devices[self._free_slot()]
+
+    def _free_slot(self) -> int:
+        return min(set(range(len(self.devices))) - set(self._slots.values()))
 
     def __len__(self) -> int:
         return len(self._running)
@@ -43,6 +57,8 @@ class WorkerPool:
     def launch(self, trial_number: int, job_json: str, env: Mapping[str, str]) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = str(self.log_dir / f"trial-{trial_number}.log")
+        if self.devices:
+            self._slots[trial_number] = self._free_slot()
         self._running[trial_number] = (TrialProcess(job_json, log_path, env), log_path)
 
     def collect_ended(self) -> list[EndedWorker]:
@@ -51,6 +67,7 @@ class WorkerPool:
         for number, (process, log_path) in list(self._running.items()):
             if process.poll() is not None:
                 del self._running[number]
+                self._slots.pop(number, None)
                 ended.append(EndedWorker(number, process.returncode, log_path))
         return ended
 
