@@ -57,7 +57,8 @@ class SweepContext:
             if key and (self.is_finished(trial) or trial.state in (TrialState.RUNNING,
                                                                    TrialState.WAITING)):
                 taken.add(key)
-            elif key and trial.state == TrialState.FAIL:
+            elif key and trial.state == TrialState.FAIL and \
+                    trial.user_attrs.get(names.ATTR_FAILURE_KIND) != names.FAILURE_DUPLICATE:
                 if trial.user_attrs.get(names.ATTR_INTERRUPTED):
                     interrupted[key] = interrupted.get(key, 0) + 1
                 else:

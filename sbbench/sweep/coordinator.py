@@ -222,7 +222,8 @@ class Coordinator:
         return {
             "complete": sum(t.state == TrialState.COMPLETE for t in trials),
             "failed": sum(t.state == TrialState.FAIL and not t.user_attrs.get(
-                names.ATTR_INTERRUPTED) for t in trials),
+                names.ATTR_INTERRUPTED) and t.user_attrs.get(names.ATTR_FAILURE_KIND) !=
+                names.FAILURE_DUPLICATE for t in trials),
             "interrupted": sum(t.state == TrialState.FAIL and bool(t.user_attrs.get(
                 names.ATTR_INTERRUPTED)) for t in trials),
             "pruned": sum(t.state == TrialState.PRUNED for t in trials),
@@ -447,11 +448,17 @@ class Coordinator:
         """(trial, point) for the next trial to run, or None when no grid point is left."""
         if self.context.spec.sampler == "tpe":
             return self._ask_tpe()
+        while True:
+            asked = self._ask_pending_or_requeued()
+            if asked is None or not self.context.shared_by_machines or self._claim(*asked):
+                return asked
+
+    def _ask_pending_or_requeued(self):
+        from optuna.trial import TrialState
+
         pending = self.context.pending_points()
         if pending:
             return self._ask_grid_point(pending[0])
-        from optuna.trial import TrialState
-
         if self.context.shared_by_machines and any(
                 t.state == TrialState.WAITING and t.user_attrs.get(names.ATTR_POINT)
                 for t in self.context.trials()):
@@ -459,12 +466,34 @@ class Coordinator:
             trial = self.context.study.ask()
             fixed = trial.user_attrs.get(names.ATTR_POINT)
             if fixed is None:  # another coordinator took it first: this empty trial is void
-                self.context.storage.set_trial_user_attr(
-                    trial._trial_id, names.ATTR_FAILURE_KIND, "interrupted")
-                self.context.study.tell(trial.number, state=TrialState.FAIL)
+                self._void(trial)
                 return None
             return trial, self._suggest_point(trial, json.loads(fixed))
         return None
+
+    def _claim(self, trial, point: dict[str, Any]) -> bool:
+        """On a shared database two machines may enqueue and pop the same pending point at
+        once. The trial with the lowest number keeps it (a finished one always does); the others
+        are void (FAIL, `duplicate`): counted nowhere, never re-run."""
+        from optuna.trial import TrialState
+
+        key = point_key(point)
+        for other in self.context.trials():
+            if other.number == trial.number or other.user_attrs.get(names.ATTR_POINT) != key:
+                continue
+            if self.context.is_finished(other) or (
+                    other.state in (TrialState.RUNNING, TrialState.WAITING)
+                    and other.number < trial.number):
+                self._void(trial)
+                return False
+        return True
+
+    def _void(self, trial) -> None:
+        from optuna.trial import TrialState
+
+        self.context.storage.set_trial_user_attr(trial._trial_id, names.ATTR_FAILURE_KIND,
+                                                 names.FAILURE_DUPLICATE)
+        self.context.study.tell(trial.number, state=TrialState.FAIL)
 
     def _training_clocks_of_this_invocation(self) -> list[float]:
         return [float(t.user_attrs["total_train_time_s"]) for t in self.context.trials()

@@ -19,3 +19,4 @@ STUDY_ATTR_PARENT_RUN = "sbbench_parent_run_id"  # the sweep's parent run (joini
 STUDY_ATTR_FILE = "sbbench_study_file"        # the study file's content (JSON) at creation
 STUDY_ATTR_DIGEST = "sbbench_study_digest"    # sha256 of that JSON
 ENV_DEVICE = "SBBENCH_DEVICE"                 # the device a worker was given (--devices)
+FAILURE_DUPLICATE = "duplicate"              # a point another machine popped first: void
