@@ -16,6 +16,9 @@ from tests.db import postgres_server
 
 @pytest.fixture(scope="session")
 def postgres_dsn(tmp_path_factory):
+    if not os.environ.get("CI"):
+        pytest.importorskip("psycopg", reason="the db extra is not installed "
+                            "(pip install -e '.[test,db]')")
     dsn = os.environ.get(postgres_server.ENV_DSN)
     if dsn:
         yield dsn
