@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*):[^@\s]*@")
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*://[^:/@\s]*):[^\s/]*@")
 _PASSWORD_IN_QUERY = re.compile(r"(?P<head>[?&](password|pwd)=)[^&\s]*", re.IGNORECASE)
 
 

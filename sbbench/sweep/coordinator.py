@@ -45,7 +45,7 @@ from sbbench.sweep.study import StudyError, StudySpec, point_key
 from sbbench.sweep.targets import Targets
 from sbbench.sweep.trial_process import start_server
 from sbbench.sweep.worker import TrialJob
-from sbbench.sweep.worker_pool import WorkerPool
+from sbbench.sweep.worker_pool import WorkerPool, device_settings
 
 POLL_INTERVAL_S = 0.5  # how often targets and heartbeats are looked at while trials run
 
@@ -293,11 +293,9 @@ class Coordinator:
         device = self.pool.next_device()
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
         if device is not None:
-            # The worker sees only its device: CUDA_VISIBLE_DEVICES names it, and inside it is
-            # cuda:0 (an empty list hides every GPU from a cpu worker).
-            env["CUDA_VISIBLE_DEVICES"] = device[len("cuda:"):] if device != "cpu" else ""
-            env[names.ENV_DEVICE] = device
-            config = config.replace(device="cpu" if device == "cpu" else "cuda:0")
+            device_env, config_device = device_settings(device)
+            env.update(device_env)
+            config = config.replace(device=config_device)
         job = TrialJob(study_name=self.context.study_name, storage_url=self.context.storage_url,
                        trial_number=trial.number, config=config.to_dict(),
                        objective=objective, tracking_uri=self.tracking_uri,

@@ -65,6 +65,9 @@ def run_trial(job: TrialJob) -> int:
     storage.set_trial_user_attr(trial_id, names.ATTR_WORKER_PID, os.getpid())
     start_trial_heartbeat(storage, trial_id)
     started = time.monotonic()
+    if job.device:
+        _say(f"device {job.device} (CUDA_VISIBLE_DEVICES="
+             f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}, config device {config.device})")
     _say(f"trial {job.trial_number} of study {job.study_name} (pid {os.getpid()}): "
          f"{default_run_name(config)}; config {json.dumps(job.config, sort_keys=True)}")
 

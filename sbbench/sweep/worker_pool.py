@@ -19,6 +19,16 @@ from sbbench.sweep.trial_process import TrialProcess
 WORKER_STOP_GRACE_S = 30.0  # a stopped trial ends its run KILLED and tells Optuna in this time
 
 
+def device_settings(device: str) -> tuple[dict[str, str], str]:
+    """(environment, config device) of a worker given `device`: it sees only that GPU, as
+    cuda:0 (CUDA_VISIBLE_DEVICES); a cpu worker sees none."""
+    from sbbench.sweep.trial_records import ENV_DEVICE
+
+    if device == "cpu":
+        return {"CUDA_VISIBLE_DEVICES": "", ENV_DEVICE: device}, "cpu"
+    return {"CUDA_VISIBLE_DEVICES": device[len("cuda:"):], ENV_DEVICE: device}, "cuda:0"
+
+
 @dataclass
 class EndedWorker:
     trial_number: int
