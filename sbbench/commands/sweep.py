@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -89,6 +90,10 @@ def parse_devices(text: str | None) -> list[str]:
     cuda = [d for d in devices if d != "cpu"]
     if len(set(cuda)) != len(cuda) or not devices:
         raise StudyError("--devices", "devices", text, allowed + ", each GPU once")
+    from sbbench.sweep.worker_pool import device_settings
+
+    for device in cuda:  # each must exist among the GPUs this process may use
+        device_settings(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
     return devices
 
 

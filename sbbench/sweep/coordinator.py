@@ -293,7 +293,8 @@ class Coordinator:
         device = self.pool.next_device()
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
         if device is not None:
-            device_env, config_device = device_settings(device)
+            device_env, config_device = device_settings(
+                device, os.environ.get("CUDA_VISIBLE_DEVICES"))
             env.update(device_env)
             config = config.replace(device=config_device)
         job = TrialJob(study_name=self.context.study_name, storage_url=self.context.storage_url,

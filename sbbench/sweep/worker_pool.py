@@ -19,14 +19,23 @@ from sbbench.sweep.trial_process import TrialProcess
 WORKER_STOP_GRACE_S = 30.0  # a stopped trial ends its run KILLED and tells Optuna in this time
 
 
-def device_settings(device: str) -> tuple[dict[str, str], str]:
+def device_settings(device: str, inherited: str | None = None) -> tuple[dict[str, str], str]:
     """(environment, config device) of a worker given `device`: it sees only that GPU, as
-    cuda:0 (CUDA_VISIBLE_DEVICES); a cpu worker sees none."""
+    cuda:0 (CUDA_VISIBLE_DEVICES); a cpu worker sees none. `inherited`: the coordinator's own
+    CUDA_VISIBLE_DEVICES (a scheduler's, e.g. Slurm's "3,5"), which cuda:N indexes into."""
     from sbbench.sweep.trial_records import ENV_DEVICE
 
     if device == "cpu":
         return {"CUDA_VISIBLE_DEVICES": "", ENV_DEVICE: device}, "cpu"
-    return {"CUDA_VISIBLE_DEVICES": device[len("cuda:"):], ENV_DEVICE: device}, "cuda:0"
+    index = int(device[len("cuda:"):])
+    visible = [d.strip() for d in (inherited or "").split(",") if d.strip()]
+    if inherited is not None and index >= len(visible):
+        from sbbench.sweep.study import StudyError
+        raise StudyError("--devices", "devices", device,
+                         f"one of the {len(visible)} GPU(s) CUDA_VISIBLE_DEVICES={inherited!r} "
+                         "leaves visible (cuda:0 ...)")
+    physical = visible[index] if inherited is not None else str(index)
+    return {"CUDA_VISIBLE_DEVICES": physical, ENV_DEVICE: device}, "cuda:0"
 
 
 @dataclass

@@ -31,7 +31,8 @@ def test_storage_from_the_environment(monkeypatch, tmp_path):
     assert storage_url_for(None, "s").endswith("s.journal")
 
 
-def test_devices_are_parsed_and_checked():
+def test_devices_are_parsed_and_checked(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     assert parse_devices("cuda:0, cuda:1") == ["cuda:0", "cuda:1"]
     assert parse_devices("cpu,cpu") == ["cpu", "cpu"]
     for bad in ("gpu0", "cuda:0,cuda:0", "cuda"):
@@ -64,6 +65,10 @@ def test_each_trial_gets_one_free_device(monkeypatch, tmp_path):
     pool._running[1][0].exitcode = 0  # the trial on cuda:1 ends: its device is free again
     assert [w.trial_number for w in pool.collect_ended()] == [1]
     assert pool.next_device() == "cuda:1"
+    # Under a scheduler that already narrowed the GPUs (Slurm: CUDA_VISIBLE_DEVICES=3,5).
+    assert worker_pool.device_settings("cuda:1", "3,5")[0]["CUDA_VISIBLE_DEVICES"] == "5"
+    with pytest.raises(StudyError):
+        worker_pool.device_settings("cuda:2", "3,5")
     assert worker_pool.device_settings("cpu") == ({"CUDA_VISIBLE_DEVICES": "",
                                                    "SBBENCH_DEVICE": "cpu"}, "cpu")
 
