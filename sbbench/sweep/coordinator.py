@@ -40,7 +40,8 @@ from sbbench.sweep.context import SweepContext
 from sbbench.sweep.heartbeats import AwaitingHeartbeat
 from sbbench.sweep.recovery import Recovery
 from sbbench.sweep.storage import (HEARTBEAT_INTERVAL_S, STATE_DIR, StorageUnavailableError,
-                                   check_shareable, open_storage, storage_url_for)
+                                   check_shareable, is_database, open_storage,
+                                   storage_url_for)
 from sbbench.sweep.study import StudyError, StudySpec, point_key
 from sbbench.sweep.targets import Targets
 from sbbench.sweep.trial_process import start_server
@@ -302,6 +303,11 @@ class Coordinator:
                        objective=objective, tracking_uri=self.tracking_uri,
                        experiment=self.context.experiment, pruning=spec.pruning,
                        launched_at=time.time(), device=device)
+        if is_database(self.tracking_uri):
+            # A worker talking to the tracking database directly: a small pool, like Optuna's
+            # (MLflow's default of 5 + 10 per process would exhaust PostgreSQL's 100).
+            env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "1")
+            env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "2")
         env[names.ENV_PARENT_RUN_ID] = self.context.parent_run_id or ""
         env["MLFLOW_TRACKING_URI"] = self.tracking_uri
         self.pool.launch(trial.number, job.to_json(), env)
