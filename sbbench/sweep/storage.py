@@ -46,7 +46,8 @@ class StorageUnavailableError(RuntimeError):
 
 def is_database(url: str) -> bool:
     """A database server (several machines can share it), not a file."""
-    return "://" in url and not url.startswith(("sqlite:", "journal:"))
+    return url.split("://", 1)[0].split("+", 1)[0].lower() in ("postgresql", "mysql",
+                                                                 "mariadb", "mssql", "oracle")
 
 
 def default_storage_path(study_name: str) -> Path:
