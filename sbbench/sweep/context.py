@@ -45,6 +45,16 @@ class SweepContext:
         return trial.state == TrialState.FAIL and \
             trial.user_attrs.get(names.ATTR_FAILURE_KIND) == "diverged"
 
+    @staticmethod
+    def is_interrupted(trial) -> bool:
+        """FAIL because its worker stopped (not the method): the point is re-run. A trial
+        failed as stale by a heartbeat check has no failure kind (it takes no more attributes)."""
+        from optuna.trial import TrialState
+
+        return trial.state == TrialState.FAIL and (
+            bool(trial.user_attrs.get(names.ATTR_INTERRUPTED)) or
+            names.ATTR_FAILURE_KIND not in trial.user_attrs)
+
     def pending_points(self) -> list[dict[str, Any]]:
         """Grid points without a finished, running or queued trial, in the grid's order."""
         from optuna.trial import TrialState
@@ -59,7 +69,7 @@ class SweepContext:
                 taken.add(key)
             elif key and trial.state == TrialState.FAIL and \
                     trial.user_attrs.get(names.ATTR_FAILURE_KIND) != names.FAILURE_DUPLICATE:
-                if trial.user_attrs.get(names.ATTR_INTERRUPTED):
+                if self.is_interrupted(trial):
                     interrupted[key] = interrupted.get(key, 0) + 1
                 else:
                     errored.add(key)

@@ -39,6 +39,7 @@ from sbbench.sweep import trial_records as names
 from sbbench.sweep.context import SweepContext
 from sbbench.sweep.heartbeats import AwaitingHeartbeat
 from sbbench.sweep.recovery import Recovery
+from sbbench.urls import mask_url
 from sbbench.sweep.storage import (HEARTBEAT_INTERVAL_S, STATE_DIR, StorageUnavailableError,
                                    check_shareable, is_database, open_storage,
                                    storage_url_for)
@@ -142,6 +143,8 @@ class Coordinator:
         experiment = options.tracking.experiment
         if experiment is None and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
             experiment = tracking.DEFAULT_EXPERIMENT
+        if options.join:
+            experiment = self._parent_experiment(client)  # the children go beside the parent
         if experiment is not None:
             tracking.ensure_experiment(client, experiment)
         self.context = SweepContext(spec=spec, study=study, storage=storage,
@@ -187,6 +190,18 @@ class Coordinator:
                                  "from (a --join never changes a study)")
         return study
 
+    def _parent_experiment(self, client) -> str:
+        """The experiment of the parent run a join found (it must be on this tracking server)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            parent = client.get_run(self._joined_parent)
+            return client.get_experiment(parent.info.experiment_id).name
+        except MlflowException:
+            raise tracking.TrackingUnavailableError(
+                f"--join: the study's parent run {self._joined_parent} is not on tracking server "
+                f"{mask_url(self.tracking_uri)!r}; use the first machine's --tracking-uri") from None
+
     def _wait_for_parent(self, study, options: SweepOptions) -> str:
         """The parent run the creating machine recorded on the study."""
         deadline = time.monotonic() + options.join_timeout_s
@@ -222,11 +237,10 @@ class Coordinator:
         trials = self.context.trials()
         return {
             "complete": sum(t.state == TrialState.COMPLETE for t in trials),
-            "failed": sum(t.state == TrialState.FAIL and not t.user_attrs.get(
-                names.ATTR_INTERRUPTED) and t.user_attrs.get(names.ATTR_FAILURE_KIND) !=
-                names.FAILURE_DUPLICATE for t in trials),
-            "interrupted": sum(t.state == TrialState.FAIL and bool(t.user_attrs.get(
-                names.ATTR_INTERRUPTED)) for t in trials),
+            "failed": sum(t.state == TrialState.FAIL and not self.context.is_interrupted(t)
+                          and t.user_attrs.get(names.ATTR_FAILURE_KIND) !=
+                          names.FAILURE_DUPLICATE for t in trials),
+            "interrupted": sum(self.context.is_interrupted(t) for t in trials),
             "pruned": sum(t.state == TrialState.PRUNED for t in trials),
             "waiting": sum(t.state == TrialState.RUNNING and bool(t.user_attrs.get(
                 names.ATTR_AWAITING)) for t in trials),
@@ -355,7 +369,6 @@ class Coordinator:
         if self.options.join:
             # The creating machine owns the parent run: a join adds children and never ends it.
             context.parent_run_id = self._joined_parent
-            context.client.get_run(self._joined_parent)  # it exists (else: MlflowException)
             counts, best = self._sweep()
         else:
             tags = {names.TAG_KIND: "sweep", names.TAG_STUDY: context.study_name,

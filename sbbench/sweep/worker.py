@@ -84,10 +84,13 @@ def run_trial(job: TrialJob) -> int:
 
     def fail(kind: str, reason: str, interrupted: bool = False,
              state: TrialState = TrialState.FAIL) -> None:
-        storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_KIND, kind)
-        storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_REASON, reason[:2000])
-        storage.set_trial_user_attr(trial_id, names.ATTR_INTERRUPTED, interrupted)
-        study.tell(job.trial_number, state=state, skip_if_finished=True)
+        try:
+            storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_KIND, kind)
+            storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_REASON, reason[:2000])
+            storage.set_trial_user_attr(trial_id, names.ATTR_INTERRUPTED, interrupted)
+            study.tell(job.trial_number, state=state, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # failed as stale by another machine meanwhile: its point runs again
 
     def stop_if_requested(metrics: dict[str, float]) -> None:
         stop_signals.raise_if_requested()
@@ -132,6 +135,22 @@ def run_trial(job: TrialJob) -> int:
         ended(f"FAILED with an error (re-run by the next sweep): {type(err).__name__}: {err}")
         fail("error", f"{type(err).__name__}: {err}")
         return 0
+    try:
+        return _record_result(job, storage, study, trial_id, result, ended)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Another machine failed this trial as stale (its heartbeats stopped reaching the
+        # database for the grace period) and re-queued its point: the run must not count twice.
+        _end_run_superseded(job, storage, trial_id)
+        _say(f"trial {job.trial_number} was failed as stale meanwhile (missed heartbeats); "
+             "its point runs again elsewhere and this run ends KILLED")
+        return 0
+
+
+def _record_result(job: TrialJob, storage, study, trial_id: int, result, ended) -> int:
+    from sbbench.sweep import trial_records as names
+    from sbbench.sweep.objective import curve_to_attr, objective_values
+    from sbbench.sweep.study import Objective
+
     final = result.outcome.final
     _say(f"run finished ({result.outcome.stop_reason}): training clock "
          f"{final['total_train_time_s']:.1f} s, final validation error "
@@ -151,6 +170,21 @@ def run_trial(job: TrialJob) -> int:
     ended(f"COMPLETE, objective {values}")
     study.tell(job.trial_number, values)
     return 0
+
+
+def _end_run_superseded(job: TrialJob, storage, trial_id: int) -> None:
+    from mlflow import MlflowClient
+
+    from sbbench.sweep import trial_records as names
+    from sbbench.tracking import TAG_FAILURE_KIND, TAG_FAILURE_REASON
+
+    run_id = storage.get_trial_user_attrs(trial_id).get(names.ATTR_RUN_ID)
+    if run_id:
+        client = MlflowClient(tracking_uri=job.tracking_uri)
+        client.set_tag(run_id, TAG_FAILURE_KIND, "interrupted")
+        client.set_tag(run_id, TAG_FAILURE_REASON, "trial failed as stale by another machine "
+                       "(missed heartbeats); its point ran again")
+        client.set_terminated(run_id, status="KILLED")
 
 
 def _say(text: str) -> None:

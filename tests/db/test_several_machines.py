@@ -71,7 +71,7 @@ def _study_file(folder: Path, data_dir: str, **changes) -> Path:
     study = {
         "name": "machines", "sampler": "grid",
         # Trials of a few seconds: long enough to be killed mid-run.
-        "workload": {"dataset": "mnist1d", "train_size": 1500, "val_size": 200,
+        "workload": {"dataset": "mnist1d", "train_size": 1000, "val_size": 200,
                      "test_size": 200, "epochs": 2, "eval_every_examples": 500,
                      "batch_size": 50, "device": "cpu", "data_dir": data_dir},
         "fixed": {"num_threads": 1},
@@ -110,7 +110,7 @@ def test_three_machines_share_one_study(tmp_path, data_dir, new_database, mlflow
     # The URLs come from the environment, as a cluster job would pass them.
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(SBBENCH_STORAGE=storage_url, MLFLOW_TRACKING_URI=tracking_uri,
-               SBBENCH_HEARTBEAT_INTERVAL_S="2", SBBENCH_HEARTBEAT_GRACE_S="6",
+               SBBENCH_HEARTBEAT_INTERVAL_S="2", SBBENCH_HEARTBEAT_GRACE_S="20",
                PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).parents[2]),
                                                         os.environ.get("PYTHONPATH")])))
     machines = [tmp_path / f"machine{i}" for i in range(3)]
@@ -197,6 +197,13 @@ def test_three_machines_share_one_study(tmp_path, data_dir, new_database, mlflow
     assert code == 2 and "grid.beta" in error and "[3]" in error and password not in error
     assert len(optuna.load_study(study_name="machines", storage=storage).get_trials()) == \
         len(trials)
+    # A join never creates a study: none by that name is an error (exit 2), not a new study.
+    code = main(["sweep", "--study", str(study_file), "--join", "--join-timeout", "0",
+                 "--study-name", "nosuch", "--storage", storage_url,
+                 "--tracking-uri", tracking_uri, "--no-analyze", "--no-progress"])
+    error = capsys.readouterr().err
+    assert code == 2 and "no study 'nosuch'" in error and password not in error
+    assert "nosuch" not in optuna.get_all_study_names(storage)
 
     # The password is nowhere: printed output, logs, the MLflow store, the Optuna study.
     assert "***@" in printed  # the closing line shows the storage, masked
