@@ -127,7 +127,7 @@ def run_trial(job: TrialJob) -> int:
         fail("pruned", str(err), state=TrialState.PRUNED)
         return 0
     except (KeyboardInterrupt, SystemExit):
-        ended("INTERRUPTED (its point runs again: on a shared database in this sweep, else the next)")
+        ended("INTERRUPTED (its point runs again)")
         fail("interrupted", "worker interrupted", interrupted=True)
         return stop_signals.exit_code()
     except Exception as err:  # a failing trial must not stop the sweep
