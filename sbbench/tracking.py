@@ -77,7 +77,8 @@ def check_tracking_reachable(uri: str) -> None:
         directory = Path(uri[len("sqlite:///"):]).parent
         if not directory.is_dir():
             raise TrackingUnavailableError(
-                f"tracking_uri={mask_url(uri)!r}: directory {directory} does not exist; allowed: a sqlite "
+                f"tracking_uri={mask_url(uri)!r}: directory {directory} does not exist; "
+                "allowed: a sqlite "
                 "file in an existing, writable directory")
         if not os.access(directory, os.W_OK):
             raise TrackingUnavailableError(
@@ -93,7 +94,8 @@ def check_tracking_reachable(uri: str) -> None:
         except (urllib.error.URLError, OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
             raise TrackingUnavailableError(
-                f"tracking_uri={mask_url(uri)!r}: tracking server unreachable ({reason}); allowed: a "
+                f"tracking_uri={mask_url(uri)!r}: tracking server unreachable ({reason}); "
+                "allowed: a "
                 "running MLflow server (mlflow server --host 127.0.0.1 --port 5000)") from None
 
 

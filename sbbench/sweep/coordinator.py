@@ -200,7 +200,8 @@ class Coordinator:
         except MlflowException:
             raise tracking.TrackingUnavailableError(
                 f"--join: the study's parent run {self._joined_parent} is not on tracking server "
-                f"{mask_url(self.tracking_uri)!r}; use the first machine's --tracking-uri") from None
+                f"{mask_url(self.tracking_uri)!r}; use the first machine's --tracking-uri"
+            ) from None
 
     def _wait_for_parent(self, study, options: SweepOptions) -> str:
         """The parent run the creating machine recorded on the study."""

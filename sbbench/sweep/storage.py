@@ -125,4 +125,5 @@ def open_storage(url: str):
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise StorageUnavailableError(
             f"storage={mask_url(url)!r}: cannot open ({mask_url(first_line)}); allowed: empty "
-            "(a local journal file), journal:PATH, postgresql://USER@HOST/DB, mysql://...") from None
+            "(a local journal file), journal:PATH, postgresql://USER@HOST/DB, mysql://..."
+        ) from None
