@@ -86,6 +86,9 @@ def check_tracking_reachable(uri: str) -> None:
         return
     if uri.startswith(("http://", "https://")):
         health = uri.rstrip("/") + "/health"
+        if "@" in health.split("://", 1)[1].split("/", 1)[0]:  # user:password@ (basic auth):
+            scheme, rest = health.split("://", 1)             # /health needs none, and urllib
+            health = f"{scheme}://{rest.split('@', 1)[1]}"     # cannot parse it
         try:
             with urllib.request.urlopen(health, timeout=HTTP_REACHABILITY_TIMEOUT_S) as response:
                 if response.status >= 400:
