@@ -111,3 +111,11 @@ ENV_PARENT_RUN_ID = "SBBENCH_PARENT_RUN_ID"
 # model-training ("custom model development") view rather than the GenAI one.
 TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND_MODEL_TRAINING = "custom_model_development"
+
+# Several machines on one study (`sbbench sweep --join`, `--devices`).
+STUDY_ATTR_PARENT_RUN = "sbbench_parent_run_id"  # the sweep's parent run (joining machines use it)
+STUDY_ATTR_FILE = "sbbench_study_file"        # the study file's content (JSON) at creation
+STUDY_ATTR_DIGEST = "sbbench_study_digest"    # sha256 of that JSON
+ENV_DEVICE = "SBBENCH_DEVICE"                 # the device a worker was given (--devices)
+FAILURE_DUPLICATE = "duplicate"               # a point another machine popped first: void
+TAG_DEVICE_NAME = "sbbench.device_name"       # the hardware behind sbbench.device

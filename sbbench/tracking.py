@@ -27,8 +27,10 @@ from sbbench.record_names import (  # noqa: E402,F401
     FAILURE_INTERRUPTED, FAILURE_PRUNED, TAG_DATASET, TAG_DEVICE, TAG_FAILURE_KIND,
     TAG_FAILURE_REASON, TAG_GIT_COMMIT, TAG_HOST, TAG_KIND, TAG_METHOD, TAG_MODEL, TAG_PARENT,
     TAG_PYTHON_VERSION, TAG_SEED_STREAMS, TAG_STOP_REASON, TAG_TORCH_VERSION,
-    TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_MODEL_TRAINING)
+    TAG_EXPERIMENT_KIND, EXPERIMENT_KIND_MODEL_TRAINING, TAG_DEVICE_NAME)
 from sbbench.run_failures import RunDiverged, RunPruned  # noqa: E402
+
+from sbbench.urls import mask_url  # noqa: E402
 
 HTTP_REACHABILITY_TIMEOUT_S = 5.0
 
@@ -57,7 +59,7 @@ def resolve_tracking_uri(uri: str | None) -> str:
         uri = "sqlite:///" + str(Path(path).resolve())
     elif "://" not in uri:  # a plain path means a file store directory; refuse clearly
         raise TrackingUnavailableError(
-            f"tracking_uri={uri!r}: allowed: sqlite:///FILE.db, http(s)://HOST:PORT, "
+            f"tracking_uri={mask_url(uri)!r}: allowed: sqlite:///FILE.db, http(s)://HOST:PORT, "
             "postgresql://..., mysql://... (the file store is deprecated in MLflow 3)")
     return uri
 
@@ -68,23 +70,28 @@ def check_tracking_reachable(uri: str) -> None:
         directory = Path(uri[len("sqlite:///"):]).parent
         if not directory.is_dir():
             raise TrackingUnavailableError(
-                f"tracking_uri={uri!r}: directory {directory} does not exist; allowed: a sqlite "
+                f"tracking_uri={mask_url(uri)!r}: directory {directory} does not exist; "
+                "allowed: a sqlite "
                 "file in an existing, writable directory")
         if not os.access(directory, os.W_OK):
             raise TrackingUnavailableError(
-                f"tracking_uri={uri!r}: directory {directory} is not writable")
+                f"tracking_uri={mask_url(uri)!r}: directory {directory} is not writable")
         return
     if uri.startswith(("http://", "https://")):
         health = uri.rstrip("/") + "/health"
+        if "@" in health.split("://", 1)[1].split("/", 1)[0]:  # user:password@ (basic auth):
+            scheme, rest = health.split("://", 1)             # /health needs none, and urllib
+            health = f"{scheme}://{rest.split('@', 1)[1]}"     # cannot parse it
         try:
             with urllib.request.urlopen(health, timeout=HTTP_REACHABILITY_TIMEOUT_S) as response:
                 if response.status >= 400:
                     raise TrackingUnavailableError(
-                        f"tracking_uri={uri!r}: server answered HTTP {response.status}")
+                        f"tracking_uri={mask_url(uri)!r}: server answered HTTP {response.status}")
         except (urllib.error.URLError, OSError, ValueError) as err:
             reason = getattr(err, "reason", err)
             raise TrackingUnavailableError(
-                f"tracking_uri={uri!r}: tracking server unreachable ({reason}); allowed: a "
+                f"tracking_uri={mask_url(uri)!r}: tracking server unreachable ({reason}); "
+                "allowed: a "
                 "running MLflow server (mlflow server --host 127.0.0.1 --port 5000)") from None
 
 
@@ -152,7 +159,8 @@ def provenance_tags(device_name: str) -> dict[str, str]:
     return {
         TAG_GIT_COMMIT: git_commit(),
         TAG_TORCH_VERSION: torch.__version__,
-        TAG_DEVICE: device_name,
+        TAG_DEVICE: device_name,  # a sweep's --devices replaces it with the device given (cuda:2)
+        TAG_DEVICE_NAME: device_name,
         TAG_PYTHON_VERSION: platform.python_version(),
         TAG_HOST: platform.node(),
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from sbbench.analysis import record as R
+from sbbench.urls import mask_url
 
 MIN_RESAMPLES = 99              # below this a bootstrap interval means nothing
 PROTOCOL_RESAMPLES = 9999       # the protocol's floor (docs/analysis.md)
@@ -207,7 +208,7 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     reference_runs, reference_label = _reference_runs(client, options, loaded)
     out_dir = Path(options.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    source = {"tracking_uri": uri, "experiment": experiment_name,
+    source = {"tracking_uri": mask_url(uri), "experiment": experiment_name,
               "experiment_ids": experiment_ids, "parent_run_id": options.parent_run_id,
               "study": options.study}
     base_summary = {

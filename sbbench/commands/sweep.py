@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 from sbbench.tracking import TrackingOptions
+from sbbench.urls import mask_url
 
 DEFAULT_STUDY = "studies/smoke.yaml"
 
@@ -23,11 +25,19 @@ def _positive_int_or_zero(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", default=DEFAULT_STUDY, help="study YAML file "
                         f"(default: {DEFAULT_STUDY})")
-    parser.add_argument("--storage", default="local", help="Optuna storage: local (default: a "
-                        "journal file under .sbbench/optuna/), journal:PATH, postgresql://..., "
-                        "mysql://...")
+    parser.add_argument("--storage", default=None, help="Optuna storage: local (a journal file "
+                        "under .sbbench/optuna/; the default unless $SBBENCH_STORAGE is set), "
+                        "journal:PATH, postgresql://USER@HOST/DB (several machines), mysql://...")
     parser.add_argument("--workers", type=_positive_int_or_zero, default=1,
                         help="local worker processes (default: 1)")
+    parser.add_argument("--devices", default=None, help="one worker per listed device, each "
+                        "seeing only its own: e.g. cuda:0,cuda:1,cuda:2,cuda:3 (or cpu,cpu); "
+                        "replaces --workers")
+    parser.add_argument("--join", action="store_true", help="add this machine's workers to a "
+                        "study another machine created (same --storage, --tracking-uri and study "
+                        "file); never creates or changes the study")
+    parser.add_argument("--join-timeout", type=float, default=300.0, help="seconds a --join "
+                        "waits for the study and its parent run to appear (default: 300)")
     parser.add_argument("--n-trials", type=_positive_int_or_zero, default=0,
                         help="trials to run (0: the study's own count / the whole grid)")
     parser.add_argument("--study-name", default=None, help="override the study's name")
@@ -48,19 +58,43 @@ def run(args: argparse.Namespace) -> int:
     spec = load_study(args.study)
     if args.workers < 1:
         raise StudyError("--workers", "workers", args.workers, "an integer >= 1")
-    options = SweepOptions(storage=args.storage or None, workers=args.workers,
+    devices = parse_devices(args.devices)
+    workers = len(devices) if devices else args.workers
+    options = SweepOptions(storage=args.storage or None, workers=workers, devices=devices,
+                           join=args.join, join_timeout_s=args.join_timeout,
                            n_trials=args.n_trials or None, study_name=args.study_name,
                            tracking=TrackingOptions(args.tracking_uri, args.experiment),
                            progress=not args.no_progress)
     coordinator = Coordinator(spec, options)
     result = coordinator.run()
     stop_signals.raise_if_requested()
-    if not args.no_analyze:
+    if not args.no_analyze and not args.join:  # the machine that created the study analyses
         _analyze(result, spec, args)
         stop_signals.raise_if_requested()  # a Ctrl-C during the analysis is not a success
-    print(f"MLflow UI: mlflow ui --backend-store-uri {result.tracking_uri}")
-    print(closing_line(result, time.monotonic() - started, args.workers))
+    print(f"MLflow UI: mlflow ui --backend-store-uri {mask_url(result.tracking_uri)}")
+    print(closing_line(result, time.monotonic() - started, workers))
     return 0
+
+
+def parse_devices(text: str | None) -> list[str]:
+    """`cuda:0,cuda:1` -> ["cuda:0", "cuda:1"]; each entry cpu or cuda:N, no CUDA index twice."""
+    from sbbench.sweep.study import StudyError
+
+    if not text:
+        return []
+    devices = [d.strip() for d in text.split(",") if d.strip()]
+    allowed = "a comma-separated list of cpu or cuda:N, e.g. cuda:0,cuda:1"
+    for device in devices:
+        if device != "cpu" and not (device.startswith("cuda:") and device[5:].isdigit()):
+            raise StudyError("--devices", "devices", text, allowed)
+    cuda = [d for d in devices if d != "cpu"]
+    if len(set(cuda)) != len(cuda) or not devices:
+        raise StudyError("--devices", "devices", text, allowed + ", each GPU once")
+    from sbbench.sweep.worker_pool import device_settings
+
+    for device in cuda:  # each must exist among the GPUs this process may use
+        device_settings(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return devices
 
 
 def closing_line(result, wall_s: float, workers: int) -> str:
@@ -68,7 +102,7 @@ def closing_line(result, wall_s: float, workers: int) -> str:
     training clocks against the command's wall time (times the workers sharing it)."""
     counts = ", ".join(f"{v} {k}" for k, v in result.counts.items())
     line = (f"sweep {result.study_name}: {counts} in {wall_s:.0f} s "
-            f"(parent run {result.parent_run_id}, storage {result.storage_url})")
+            f"(parent run {result.parent_run_id}, storage {mask_url(result.storage_url)})")
     if result.trials_run:
         share = result.train_clock_s / max(1e-9, wall_s * workers)
         per_worker = f" x {workers} workers" if workers > 1 else ""

@@ -45,17 +45,41 @@ class SweepContext:
         return trial.state == TrialState.FAIL and \
             trial.user_attrs.get(names.ATTR_FAILURE_KIND) == "diverged"
 
+    @staticmethod
+    def is_interrupted(trial) -> bool:
+        """FAIL because its worker stopped (not the method): the point is re-run. A trial
+        failed as stale by a heartbeat check has no failure kind (it takes no more attributes)."""
+        from optuna.trial import TrialState
+
+        return trial.state == TrialState.FAIL and (
+            bool(trial.user_attrs.get(names.ATTR_INTERRUPTED)) or
+            names.ATTR_FAILURE_KIND not in trial.user_attrs)
+
     def pending_points(self) -> list[dict[str, Any]]:
         """Grid points without a finished, running or queued trial, in the grid's order."""
         from optuna.trial import TrialState
 
-        taken = set()
+        from sbbench.sweep.storage import MAX_RETRIES
+
+        taken, interrupted, errored = set(), {}, set()
         for trial in self.trials():
             key = trial.user_attrs.get(names.ATTR_POINT)
             if key and (self.is_finished(trial) or trial.state in (TrialState.RUNNING,
                                                                    TrialState.WAITING)):
                 taken.add(key)
-        taken |= self.attempted
+            elif key and trial.state == TrialState.FAIL and \
+                    trial.user_attrs.get(names.ATTR_FAILURE_KIND) != names.FAILURE_DUPLICATE:
+                if self.is_interrupted(trial):
+                    interrupted[key] = interrupted.get(key, 0) + 1
+                else:
+                    errored.add(key)
+        if self.shared_by_machines:
+            # Machines come and go: a point whose worker was killed or stopped runs again in
+            # this invocation too (by any machine), at most MAX_RETRIES times.
+            taken |= {k for k, n in interrupted.items() if n > MAX_RETRIES}
+            taken |= {k for k in self.attempted if k not in interrupted or k in errored}
+        else:
+            taken |= self.attempted
         return [p for p in self.spec.grid_points() if point_key(p) not in taken]
 
     def experiment_ids(self) -> list[str]:

@@ -11,6 +11,11 @@ error of its Traditional points (`targets`). Points still run in the grid's seed
 (methods interleaved, so machine drift hits them alike); a trial that finishes before its target
 is known waits and is told once it is.
 
+Several machines share one database storage: the first creates the study and the parent run
+(its id kept as a study attribute); every other runs the same command with `join`, which never
+creates or changes the study, finds the parent run, and refuses a study file that differs from
+the one the study was created from. With `devices`, each worker sees only its own device.
+
 Interrupted (Ctrl-C, SIGTERM): workers are stopped, their child runs end KILLED, their trials FAIL
 (`interrupted`), any child run still RUNNING without a live trial is ended KILLED, and the parent
 run ends KILLED.
@@ -19,6 +24,7 @@ run ends KILLED.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -34,12 +40,15 @@ from sbbench.sweep import trial_records as names
 from sbbench.sweep.context import SweepContext
 from sbbench.sweep.heartbeats import AwaitingHeartbeat
 from sbbench.sweep.recovery import Recovery
-from sbbench.sweep.storage import STATE_DIR, open_storage, storage_url_for
-from sbbench.sweep.study import StudySpec, point_key
+from sbbench.urls import mask_url
+from sbbench.sweep.storage import (HEARTBEAT_INTERVAL_S, STATE_DIR, StorageUnavailableError,
+                                   check_shareable, is_database, open_storage,
+                                   storage_url_for)
+from sbbench.sweep.study import StudyError, StudySpec, point_key
 from sbbench.sweep.targets import Targets
 from sbbench.sweep.trial_process import start_server
 from sbbench.sweep.worker import TrialJob
-from sbbench.sweep.worker_pool import WorkerPool
+from sbbench.sweep.worker_pool import WorkerPool, device_settings
 
 POLL_INTERVAL_S = 0.5  # how often targets and heartbeats are looked at while trials run
 
@@ -69,6 +78,9 @@ class SweepOptions:
     study_name: str | None = None
     tracking: tracking.TrackingOptions = field(default_factory=tracking.TrackingOptions)
     progress: bool = True
+    devices: list[str] = field(default_factory=list)  # one worker per device
+    join: bool = False              # add workers to a study another machine created
+    join_timeout_s: float = 300.0   # how long a join waits for the study and its parent run
 
 
 @dataclass
@@ -114,20 +126,31 @@ class Coordinator:
         self.tracking_uri = tracking.resolve_tracking_uri(options.tracking.tracking_uri)
         tracking.check_tracking_reachable(self.tracking_uri)
         storage_url = storage_url_for(options.storage, study_name)
+        if options.join:
+            check_shareable(storage_url)
         storage = open_storage(storage_url)
-        study = optuna.create_study(storage=storage, study_name=study_name,
-                                    directions=spec.objective.directions,
-                                    sampler=_sampler(spec), load_if_exists=True)
+        if options.join:
+            study = self._wait_for_study(storage, study_name, spec)
+        else:
+            study = optuna.create_study(storage=storage, study_name=study_name,
+                                        directions=spec.objective.directions,
+                                        sampler=_sampler(spec), load_if_exists=True)
+            if names.STUDY_ATTR_DIGEST not in study.user_attrs and spec.text:
+                content = study_file_content(spec)
+                study.set_user_attr(names.STUDY_ATTR_FILE, content)
+                study.set_user_attr(names.STUDY_ATTR_DIGEST, _digest(content))
         if [d.name.lower() for d in study.directions] != spec.objective.directions:
-            from sbbench.sweep.study import StudyError
             raise StudyError(spec.path, "objective", spec.objective.kind,
                              f"the objective study {study_name!r} was created with; use "
                              "--study-name for a new study")
+        self._joined_parent = self._wait_for_parent(study, options) if options.join else None
         client = tracking.get_client(self.tracking_uri)
         # Initialise the store once, here, before any worker touches it (no schema race).
         experiment = options.tracking.experiment
         if experiment is None and not os.environ.get("MLFLOW_EXPERIMENT_ID"):
             experiment = tracking.DEFAULT_EXPERIMENT
+        if options.join:
+            experiment = self._parent_experiment(client)  # the children go beside the parent
         if experiment is not None:
             tracking.ensure_experiment(client, experiment)
         else:
@@ -142,8 +165,67 @@ class Coordinator:
         self.targets = Targets(self.context)
         self.heartbeat = AwaitingHeartbeat(self.context)
         self.pool = WorkerPool(options.workers,
-                               (STATE_DIR.parent / "logs" / study_name).resolve())
+                               (STATE_DIR.parent / "logs" / study_name).resolve(),
+                               devices=options.devices)
         self._launched: set[int] = set()  # trial numbers launched by this invocation
+        self._last_stale_check = time.monotonic()
+
+    # -- joining a study another machine created --------------------------------------------------
+
+    def _wait_for_study(self, storage, study_name: str, spec: StudySpec):
+        """Load the study (a join never creates one), then check the study file against the one
+        the study was created from."""
+        import optuna
+
+        deadline = time.monotonic() + self.options.join_timeout_s
+        while True:
+            try:
+                study = optuna.load_study(study_name=study_name, storage=storage,
+                                          sampler=_sampler(spec))
+                break
+            except KeyError:
+                if time.monotonic() >= deadline:
+                    raise StorageUnavailableError(
+                        f"--join: no study {study_name!r} in the storage after "
+                        f"{self.options.join_timeout_s:.0f} s; start it first with the same "
+                        "command without --join") from None
+                time.sleep(2.0)
+        created_from = study.user_attrs.get(names.STUDY_ATTR_FILE)
+        if created_from is not None and spec.text:
+            given = study_file_content(spec)
+            if _digest(given) != study.user_attrs.get(names.STUDY_ATTR_DIGEST):
+                field_name, ours, theirs = _first_difference(json.loads(created_from),
+                                                             json.loads(given))
+                raise StudyError(spec.path, field_name, theirs,
+                                 f"{ours!r}, as in the file study {study_name!r} was created "
+                                 "from (a --join never changes a study)")
+        return study
+
+    def _parent_experiment(self, client) -> str:
+        """The experiment of the parent run a join found (it must be on this tracking server)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            parent = client.get_run(self._joined_parent)
+            return client.get_experiment(parent.info.experiment_id).name
+        except MlflowException:
+            raise tracking.TrackingUnavailableError(
+                f"--join: the study's parent run {self._joined_parent} is not on tracking server "
+                f"{mask_url(self.tracking_uri)!r}; use the first machine's --tracking-uri"
+            ) from None
+
+    def _wait_for_parent(self, study, options: SweepOptions) -> str:
+        """The parent run the creating machine recorded on the study."""
+        deadline = time.monotonic() + options.join_timeout_s
+        while True:
+            parent = study.user_attrs.get(names.STUDY_ATTR_PARENT_RUN)
+            if parent:
+                return parent
+            if time.monotonic() >= deadline:
+                raise StorageUnavailableError(
+                    f"--join: study {study.study_name!r} has no parent run after "
+                    f"{options.join_timeout_s:.0f} s; is its first machine running?")
+            time.sleep(2.0)  # user_attrs reads the storage afresh
 
     # Read-only views other modules and tests use.
     spec = property(lambda self: self.context.spec)
@@ -167,10 +249,10 @@ class Coordinator:
         trials = self.context.trials()
         return {
             "complete": sum(t.state == TrialState.COMPLETE for t in trials),
-            "failed": sum(t.state == TrialState.FAIL and not t.user_attrs.get(
-                names.ATTR_INTERRUPTED) for t in trials),
-            "interrupted": sum(t.state == TrialState.FAIL and bool(t.user_attrs.get(
-                names.ATTR_INTERRUPTED)) for t in trials),
+            "failed": sum(t.state == TrialState.FAIL and not self.context.is_interrupted(t)
+                          and t.user_attrs.get(names.ATTR_FAILURE_KIND) !=
+                          names.FAILURE_DUPLICATE for t in trials),
+            "interrupted": sum(self.context.is_interrupted(t) for t in trials),
             "pruned": sum(t.state == TrialState.PRUNED for t in trials),
             "waiting": sum(t.state == TrialState.RUNNING and bool(t.user_attrs.get(
                 names.ATTR_AWAITING)) for t in trials),
@@ -185,13 +267,16 @@ class Coordinator:
         # the point the trial carries.
         fixed = trial.user_attrs.get(names.ATTR_POINT)
         point = dict(point) if fixed is None else json.loads(fixed)
+        return trial, self._suggest_point(trial, point)
+
+    def _suggest_point(self, trial, point: dict[str, Any]) -> dict[str, Any]:
         for key, value in point.items():
             spec = self.context.spec
             choices = spec.seeds if key == "seed" else spec.grid.get(key, [value])
             if all(isinstance(c, (str, int, float, bool)) or c is None for c in choices):
                 trial.suggest_categorical(key, choices)  # a list value (lr_milestones) is
                 # not a categorical choice: it stays in the point attribute only
-        return trial, point
+        return point
 
     def _ask_tpe(self):
         from sbbench.method_fields import applies
@@ -232,12 +317,23 @@ class Coordinator:
         # The worker gets the target resolved (None: a Traditional trial whose study does not
         # know its target yet; it waits for it).
         objective = {**asdict(spec.objective), "target_error": self.targets.target_for(point)}
+        device = self.pool.next_device()
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+        if device is not None:
+            device_env, config_device = device_settings(
+                device, os.environ.get("CUDA_VISIBLE_DEVICES"))
+            env.update(device_env)
+            config = config.replace(device=config_device)
         job = TrialJob(study_name=self.context.study_name, storage_url=self.context.storage_url,
                        trial_number=trial.number, config=config.to_dict(),
                        objective=objective, tracking_uri=self.tracking_uri,
                        experiment=self.context.experiment, pruning=spec.pruning,
-                       launched_at=time.time())
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
+                       launched_at=time.time(), device=device)
+        if is_database(self.tracking_uri):
+            # A worker talking to the tracking database directly: a small pool, like Optuna's
+            # (MLflow's default of 5 + 10 per process would exhaust PostgreSQL's 100).
+            env.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", "1")
+            env.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", "2")
         env[names.ENV_PARENT_RUN_ID] = self.context.parent_run_id or ""
         env["MLFLOW_TRACKING_URI"] = self.tracking_uri
         self.pool.launch(trial.number, job.to_json(), env)
@@ -280,54 +376,32 @@ class Coordinator:
         return runs[0].info.run_id if runs else None
 
     def run(self) -> SweepResult:
-        from tqdm.auto import tqdm
-
         context = self.context
         started = time.monotonic()
-        tags = {names.TAG_KIND: "sweep", names.TAG_STUDY: context.study_name,
-                names.TAG_SAMPLER: context.spec.sampler,
-                tracking.TAG_GIT_COMMIT: tracking.git_commit()}
-        with tracking.tracked_run(
-                tracking.TrackingOptions(self.tracking_uri, context.experiment),
-                run_name=parent_run_name(context.study_name), tags=tags,
-                resume_run_id=self._find_previous_parent()) as parent:
-            context.parent_run_id = parent.run_id
-            parent.set_tags(tags)
-            self._name_parent_after_the_study()
-            parent.log_text(context.spec.text or "", f"study/{Path(context.spec.path).name}")
-            recovered = self.recover_interrupted()
-            if recovered:
-                print(f"sbbench sweep: {recovered} interrupted trial(s) from an earlier run "
-                      "will be re-run", file=sys.stderr)
-            total = self.options.n_trials or context.spec.total_trials
-            if context.spec.sampler != "tpe":
-                total = min(total, len(context.spec.grid_points()))
-            already = min(total, self._finished_in_scope())
-            bar = tqdm(total=total, initial=already, unit="trial", desc=context.study_name,
-                       disable=not self.options.progress, dynamic_ncols=True,
-                       # In a log file (no terminal), one line per finished trial is enough.
-                       mininterval=0.5 if sys.stderr.isatty() else 60.0)
-            try:
-                self._run_trials(total, bar)
-                waiting = self.targets.waiting_count()
-                if waiting:
-                    print(f"sbbench sweep: {waiting} finished trial(s) wait for their target: "
-                          "not every Traditional point of their setting has a result yet "
-                          "(run the same command again)", file=sys.stderr)
-            except BaseException:
-                with _signals_ignored():
-                    bar.close()
-                    self._stop_workers()
-                    self.recovery.end_orphan_runs(self.pool.trial_numbers)
-                    self.targets.tell_awaiting(self.pool.trial_numbers)
-                raise
-            bar.close()
-            counts = self.counts()
-            best = self._best_value()
-            summary = {f"trials_{k}": v for k, v in counts.items()}
-            if best is not None:
-                summary["best_value"] = best
-            parent.log_metrics(summary)
+        if self.options.join:
+            # The creating machine owns the parent run: a join adds children and never ends it.
+            context.parent_run_id = self._joined_parent
+            counts, best = self._sweep()
+        else:
+            tags = {names.TAG_KIND: "sweep", names.TAG_STUDY: context.study_name,
+                    names.TAG_SAMPLER: context.spec.sampler,
+                    tracking.TAG_GIT_COMMIT: tracking.git_commit()}
+            with tracking.tracked_run(
+                    tracking.TrackingOptions(self.tracking_uri, context.experiment),
+                    run_name=parent_run_name(context.study_name), tags=tags,
+                    resume_run_id=self._find_previous_parent()) as parent:
+                context.parent_run_id = parent.run_id
+                parent.set_tags(tags)
+                self._name_parent_after_the_study()
+                parent.log_text(context.spec.text or "",
+                                f"study/{Path(context.spec.path).name}")
+                # Before any worker starts: joining machines find the parent here.
+                context.study.set_user_attr(names.STUDY_ATTR_PARENT_RUN, parent.run_id)
+                counts, best = self._sweep()
+                summary = {f"trials_{k}": v for k, v in counts.items()}
+                if best is not None:
+                    summary["best_value"] = best
+                parent.log_metrics(summary)
         experiment_id = context.client.get_run(context.parent_run_id).info.experiment_id
         clocks = self._training_clocks_of_this_invocation()
         return SweepResult(context.parent_run_id, context.study_name, context.storage_url,
@@ -336,6 +410,52 @@ class Coordinator:
                            all_trials_under_parent=not self._runs_elsewhere(experiment_id),
                            trials_run=len(clocks), train_clock_s=sum(clocks))
 
+    def _sweep(self) -> tuple[dict[str, int], float | None]:
+        """Recover, run the trials, stop the workers cleanly on any interruption."""
+        from tqdm.auto import tqdm
+
+        context = self.context
+        recovered = self.recover_interrupted()
+        if recovered:
+            print(f"sbbench sweep: {recovered} interrupted trial(s) from an earlier run "
+                  "will be re-run", file=sys.stderr)
+        total = self.options.n_trials or context.spec.total_trials
+        if context.spec.sampler != "tpe":
+            total = min(total, len(context.spec.grid_points()))
+        already = min(total, self._finished_in_scope())
+        bar = tqdm(total=total, initial=already, unit="trial", desc=context.study_name,
+                   disable=not self.options.progress, dynamic_ncols=True,
+                   # In a log file (no terminal), one line per finished trial is enough.
+                   mininterval=0.5 if sys.stderr.isatty() else 60.0)
+        try:
+            self._run_trials(total, bar)
+            waiting = self.targets.waiting_count()
+            if waiting:
+                print(f"sbbench sweep: {waiting} finished trial(s) wait for their target: "
+                      "not every Traditional point of their setting has a result yet "
+                      "(run the same command again)", file=sys.stderr)
+        except BaseException:
+            with _signals_ignored():
+                bar.close()
+                self._stop_workers()
+                self.recovery.end_orphan_runs(self.pool.trial_numbers)
+                self.targets.tell_awaiting(self.pool.trial_numbers)
+            raise
+        bar.close()
+        return self.counts(), self._best_value()
+
+    def _fail_stale_trials(self) -> None:
+        """On a shared database: fail (and re-queue) the trials of workers on any machine whose
+        heartbeats stopped, once per heartbeat interval."""
+        if not self.context.shared_by_machines or \
+                time.monotonic() - self._last_stale_check < HEARTBEAT_INTERVAL_S:
+            return
+        self._last_stale_check = time.monotonic()
+        recovered = self.recover_interrupted()
+        if recovered:
+            print(f"sbbench sweep: {recovered} trial(s) whose worker stopped will be re-run",
+                  file=sys.stderr)
+
     def _run_trials(self, total: int, bar) -> None:
         """Keep the pool full until `total` trials have a result (or the grid is exhausted)."""
         while True:
@@ -343,6 +463,7 @@ class Coordinator:
             self.targets.resolve()
             self.targets.tell_awaiting(self.pool.trial_numbers)
             self.heartbeat.beat()
+            self._fail_stale_trials()
             remaining = total - self._finished_in_scope() - len(self.pool)
             if self.pool.has_room and remaining > 0:
                 asked = self._ask_next()
@@ -358,8 +479,52 @@ class Coordinator:
         """(trial, point) for the next trial to run, or None when no grid point is left."""
         if self.context.spec.sampler == "tpe":
             return self._ask_tpe()
+        while True:
+            asked = self._ask_pending_or_requeued()
+            if asked is None or not self.context.shared_by_machines or self._claim(*asked):
+                return asked
+
+    def _ask_pending_or_requeued(self):
+        from optuna.trial import TrialState
+
         pending = self.context.pending_points()
-        return self._ask_grid_point(pending[0]) if pending else None
+        if pending:
+            return self._ask_grid_point(pending[0])
+        if self.context.shared_by_machines and any(
+                t.state == TrialState.WAITING and t.user_attrs.get(names.ATTR_POINT)
+                for t in self.context.trials()):
+            # A trial re-queued after its worker died (RetryHeartbeatStaleTrialCallback).
+            trial = self.context.study.ask()
+            fixed = trial.user_attrs.get(names.ATTR_POINT)
+            if fixed is None:  # another coordinator took it first: this empty trial is void
+                self._void(trial)
+                return None
+            return trial, self._suggest_point(trial, json.loads(fixed))
+        return None
+
+    def _claim(self, trial, point: dict[str, Any]) -> bool:
+        """On a shared database two machines may enqueue and pop the same pending point at
+        once. The trial with the lowest number keeps it (a finished one always does); the others
+        are void (FAIL, `duplicate`): counted nowhere, never re-run."""
+        from optuna.trial import TrialState
+
+        key = point_key(point)
+        for other in self.context.trials():
+            if other.number == trial.number or other.user_attrs.get(names.ATTR_POINT) != key:
+                continue
+            if self.context.is_finished(other) or (
+                    other.state in (TrialState.RUNNING, TrialState.WAITING)
+                    and other.number < trial.number):
+                self._void(trial)
+                return False
+        return True
+
+    def _void(self, trial) -> None:
+        from optuna.trial import TrialState
+
+        self.context.storage.set_trial_user_attr(trial._trial_id, names.ATTR_FAILURE_KIND,
+                                                 names.FAILURE_DUPLICATE)
+        self.context.study.tell(trial.number, state=TrialState.FAIL)
 
     def _name_parent_after_the_study(self) -> None:
         """`mlflow run` gives its project run a random name ("learned-carp-224"); a user's own
@@ -399,3 +564,24 @@ class Coordinator:
             return float(self.context.study.best_value)
         except ValueError:
             return None
+
+
+def study_file_content(spec: StudySpec) -> str:
+    """The study file's content as canonical JSON (comments and layout do not count)."""
+    import yaml
+
+    return json.dumps(yaml.safe_load(spec.text), sort_keys=True, default=str)
+
+
+def _digest(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def _first_difference(created: Any, given: Any, where: str = "") -> tuple[str, Any, Any]:
+    """(dotted field, value at creation, value given) of the first difference."""
+    if isinstance(created, dict) and isinstance(given, dict):
+        for key in sorted(set(created) | set(given)):
+            if created.get(key) != given.get(key):
+                return _first_difference(created.get(key), given.get(key),
+                                         f"{where}.{key}" if where else str(key))
+    return where or "study", created, given

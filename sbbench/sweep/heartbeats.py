@@ -21,7 +21,10 @@ def start_trial_heartbeat(storage, trial_id: int) -> None:
 
     def beat() -> None:
         while True:
-            storage.record_heartbeat(trial_id)
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # noqa: BLE001  (a database hiccup must not end the heartbeats)
+                pass
             time.sleep(interval_s)
 
     threading.Thread(target=beat, name="optuna-heartbeat", daemon=True).start()

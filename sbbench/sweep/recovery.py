@@ -42,11 +42,12 @@ class Recovery:
 
         optuna.storages.fail_stale_trials(context.study)
         for trial in context.trials():
+            # Failed as stale (by this or another machine): a finished trial takes no more
+            # attributes, so "FAIL without a failure kind" itself means interrupted.
             if trial.state == TrialState.FAIL and \
-                    names.ATTR_FAILURE_KIND not in trial.user_attrs:
-                self.mark_interrupted(trial.number, trial._trial_id,
-                                      trial.user_attrs.get(names.ATTR_RUN_ID))
-                recovered += 1
+                    names.ATTR_FAILURE_KIND not in trial.user_attrs and \
+                    trial.user_attrs.get(names.ATTR_RUN_ID):
+                recovered += self.kill_run(trial.user_attrs[names.ATTR_RUN_ID])
         return recovered + self.end_orphan_runs(local_trials)
 
     def _consume_stale_waiting(self) -> None:
@@ -64,10 +65,15 @@ class Recovery:
         """FAIL the trial as interrupted (its point runs again) and end its run KILLED."""
         from optuna.trial import TrialState
 
+        from optuna.exceptions import UpdateFinishedTrialError
+
         storage = self.context.storage
-        storage.set_trial_user_attr(trial_id, names.ATTR_INTERRUPTED, True)
-        storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_KIND, "interrupted")
-        self.context.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        try:
+            storage.set_trial_user_attr(trial_id, names.ATTR_INTERRUPTED, True)
+            storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_KIND, "interrupted")
+            self.context.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        except UpdateFinishedTrialError:
+            pass  # another machine failed it as stale first: interrupted all the same
         if run_id:
             self.kill_run(run_id)
 

@@ -31,6 +31,7 @@ class TrialJob:
     experiment: str | None
     pruning: bool = False
     launched_at: float | None = None  # the coordinator's time.time() when it started the process
+    device: str | None = None  # the device --devices gave this trial (cuda:2), recorded as a tag
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -47,9 +48,10 @@ def run_trial(job: TrialJob) -> int:
     from sbbench.sweep.storage import open_storage
     from sbbench.sweep.study import Objective
     from sbbench import stop_signals
-    from sbbench.tracking import TrackingOptions
+    from sbbench.tracking import TAG_DEVICE, TrackingOptions
     from sbbench.train.errors import RunDiverged, RunPruned
     from sbbench.train.run import default_run_name, execute_run
+    from sbbench.urls import mask_url
 
     entered_at = time.time()  # the process is up (forked, or imported when run as a module)
     storage = open_storage(job.storage_url)
@@ -63,6 +65,9 @@ def run_trial(job: TrialJob) -> int:
     storage.set_trial_user_attr(trial_id, names.ATTR_WORKER_PID, os.getpid())
     start_trial_heartbeat(storage, trial_id)
     started = time.monotonic()
+    if job.device:
+        _say(f"device {job.device} (CUDA_VISIBLE_DEVICES="
+             f"{os.environ.get('CUDA_VISIBLE_DEVICES')!r}, config device {config.device})")
     _say(f"trial {job.trial_number} of study {job.study_name} (pid {os.getpid()}): "
          f"{default_run_name(config)}; config {json.dumps(job.config, sort_keys=True)}")
 
@@ -75,14 +80,17 @@ def run_trial(job: TrialJob) -> int:
     def run_created(run_id: str) -> None:
         storage.set_trial_user_attr(trial_id, names.ATTR_RUN_ID, run_id)
         _say(f"MLflow run {run_id} (experiment {job.experiment or 'of the parent'}, "
-             f"{job.tracking_uri})")
+             f"{mask_url(job.tracking_uri)})")
 
     def fail(kind: str, reason: str, interrupted: bool = False,
              state: TrialState = TrialState.FAIL) -> None:
-        storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_KIND, kind)
-        storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_REASON, reason[:2000])
-        storage.set_trial_user_attr(trial_id, names.ATTR_INTERRUPTED, interrupted)
-        study.tell(job.trial_number, state=state, skip_if_finished=True)
+        try:
+            storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_KIND, kind)
+            storage.set_trial_user_attr(trial_id, names.ATTR_FAILURE_REASON, reason[:2000])
+            storage.set_trial_user_attr(trial_id, names.ATTR_INTERRUPTED, interrupted)
+            study.tell(job.trial_number, state=state, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # failed as stale by another machine meanwhile: its point runs again
 
     def stop_if_requested(metrics: dict[str, float]) -> None:
         stop_signals.raise_if_requested()
@@ -105,7 +113,8 @@ def run_trial(job: TrialJob) -> int:
             config, TrackingOptions(job.tracking_uri, job.experiment),
             parent_run_id=os.environ.get(names.ENV_PARENT_RUN_ID),
             run_name=f"{job.study_name}-t{job.trial_number}-{default_run_name(config)}",
-            extra_tags={names.TAG_STUDY: job.study_name, names.TAG_TRIAL: str(job.trial_number)},
+            extra_tags={names.TAG_STUDY: job.study_name, names.TAG_TRIAL: str(job.trial_number),
+                        **({TAG_DEVICE: job.device} if job.device else {})},
             progress=False,
             on_run_created=run_created, **hooks)
     except RunDiverged as err:
@@ -118,7 +127,7 @@ def run_trial(job: TrialJob) -> int:
         fail("pruned", str(err), state=TrialState.PRUNED)
         return 0
     except (KeyboardInterrupt, SystemExit):
-        ended("INTERRUPTED (re-run by the next sweep)")
+        ended("INTERRUPTED (its point runs again)")
         fail("interrupted", "worker interrupted", interrupted=True)
         return stop_signals.exit_code()
     except Exception as err:  # a failing trial must not stop the sweep
@@ -126,6 +135,22 @@ def run_trial(job: TrialJob) -> int:
         ended(f"FAILED with an error (re-run by the next sweep): {type(err).__name__}: {err}")
         fail("error", f"{type(err).__name__}: {err}")
         return 0
+    try:
+        return _record_result(job, storage, study, trial_id, result, ended)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        # Another machine failed this trial as stale (its heartbeats stopped reaching the
+        # database for the grace period) and re-queued its point: the run must not count twice.
+        _end_run_superseded(job, storage, trial_id)
+        _say(f"trial {job.trial_number} was failed as stale meanwhile (missed heartbeats); "
+             "its point runs again elsewhere and this run ends KILLED")
+        return 0
+
+
+def _record_result(job: TrialJob, storage, study, trial_id: int, result, ended) -> int:
+    from sbbench.sweep import trial_records as names
+    from sbbench.sweep.objective import curve_to_attr, objective_values
+    from sbbench.sweep.study import Objective
+
     final = result.outcome.final
     _say(f"run finished ({result.outcome.stop_reason}): training clock "
          f"{final['total_train_time_s']:.1f} s, final validation error "
@@ -145,6 +170,21 @@ def run_trial(job: TrialJob) -> int:
     ended(f"COMPLETE, objective {values}")
     study.tell(job.trial_number, values)
     return 0
+
+
+def _end_run_superseded(job: TrialJob, storage, trial_id: int) -> None:
+    from mlflow import MlflowClient
+
+    from sbbench.sweep import trial_records as names
+    from sbbench.tracking import TAG_FAILURE_KIND, TAG_FAILURE_REASON
+
+    run_id = storage.get_trial_user_attrs(trial_id).get(names.ATTR_RUN_ID)
+    if run_id:
+        client = MlflowClient(tracking_uri=job.tracking_uri)
+        client.set_tag(run_id, TAG_FAILURE_KIND, "interrupted")
+        client.set_tag(run_id, TAG_FAILURE_REASON, "trial failed as stale by another machine "
+                       "(missed heartbeats); its point ran again")
+        client.set_terminated(run_id, status="KILLED")
 
 
 def _say(text: str) -> None:
