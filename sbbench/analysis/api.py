@@ -293,9 +293,14 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     run_id = _start_analysis_run(client, experiment_ids[0], options) \
         if options.log_to_mlflow else None
     summary["analysis_run_id"] = run_id
-    written = write_reports(summary, table_text, figures, out_dir)
-    paths = ReportPaths(summary=write_summary(summary, out_dir / "summary.json"),
-                        html=written["html"], markdown=written["markdown"], figures=fig_dir)
+    try:
+        written = write_reports(summary, table_text, figures, out_dir)
+        paths = ReportPaths(summary=write_summary(summary, out_dir / "summary.json"),
+                            html=written["html"], markdown=written["markdown"], figures=fig_dir)
+    except BaseException as error:  # a Ctrl-C while writing must not leave the run RUNNING
+        if run_id is not None:
+            _end_analysis_run(client, run_id, error)
+        raise
     if run_id is not None:
         _finish_analysis_run(client, run_id, out_dir, summary)
     return AnalysisResult(summary, table_text, paths, run_id, figures)
@@ -502,9 +507,13 @@ def _finish_analysis_run(client, run_id: str, out_dir: Path, summary: dict) -> N
         client.log_artifacts(run_id, str(out_dir / "figures"), artifact_path="figures")
         client.set_terminated(run_id, status="FINISHED")
     except BaseException as error:
-        interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
-        client.set_terminated(run_id, status="KILLED" if interrupted else "FAILED")
+        _end_analysis_run(client, run_id, error)
         raise
+
+
+def _end_analysis_run(client, run_id: str, error: BaseException) -> None:
+    interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+    client.set_terminated(run_id, status="KILLED" if interrupted else "FAILED")
 
 
 # --- command line ------------------------------------------------------------------------------
