@@ -229,9 +229,10 @@ def measure_epoch_times(config: RunConfig, data: DatasetSplits, epochs: int,
     first: the first run in a process pays one-off costs (kernel selection, allocator growth)
     that were up to 30% of an epoch here.
 
-    `repeats` repeats run; with `stop`, more follow (up to `max_repeats`) until
-    `stop(times so far, seconds the timed repeats took)` returns a reason, which is kept in
-    `stop_reason`. StaleSB runs `stale_epochs` epochs (default `epochs`; a multiple of the
+    Without `stop`, exactly `repeats` repeats. With it, `stop(times so far, seconds the timed
+    repeats took)` is asked after every repeat (its own rule holds the minimum), and the
+    repeats end when it returns a reason, kept in `stop_reason`, or at
+    max(`repeats`, `max_repeats`). StaleSB runs `stale_epochs` epochs (default `epochs`; a multiple of the
     staleness, so its refresh epochs weigh what they do in training), the others `epochs`.
     """
     stale_epochs = stale_epochs or epochs
