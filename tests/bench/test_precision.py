@@ -162,6 +162,21 @@ def test_table_prints_cis_and_warns_exactly_for_estimates_above_the_bound(stale_
     assert "95% CI" in table and "mean of the repeats' 1 - free / SB" in table
 
 
+def test_a_speedup_above_its_bound_is_flagged_even_when_the_paired_mean_is_not():
+    noise = [-0.02, 0.01, 0.0, 0.02, -0.01, 0.0]
+    result = _result({"efficiency_sb": [0.99 + e for e in noise],
+                      "efficiency_stale_sb": [0.9 + e for e in noise],
+                      "efficiency_free_selection": [0.9 + e for e in noise],
+                      "selection_share_of_sb_epoch": [0.02 + e for e in noise]})
+    result["efficiency_sb_of_medians"] = 1.01
+    result["efficiency_stale_sb_of_medians"] = 0.9
+    warnings = [line for line in format_table(result).splitlines() if line.startswith("!")]
+    assert warnings == [f"! SB speedup {result['speedup_sb']:.3f} (median epoch times) is above "
+                        f"its bound {result['bound_sb']:.3f}: within noise (paired efficiency "
+                        f"0.990, 95% CI {result['efficiency_sb_ci']['ci_low']:.3f}-"
+                        f"{result['efficiency_sb_ci']['ci_high']:.3f})"]
+
+
 def test_rotated_order_puts_every_method_in_every_position():
     methods = ("traditional", "sb", "stale_sb", "free_selection")
     orders = [measure.rotated_order(methods, k) for k in range(4)]
