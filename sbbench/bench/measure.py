@@ -186,6 +186,9 @@ class EpochTimes:
     phases: dict[str, dict[str, float]]   # method -> phase -> median seconds per epoch
     # SB's loop with the selection free (`free_selection`), at each repeat's SB keep rate.
     free_selection_s: list[float] = field(default_factory=list)
+    orders: list[tuple[str, ...]] = field(default_factory=list)  # each repeat's run order
+    repeat_wall_s: list[float] = field(default_factory=list)     # each repeat's wall time
+    stop_reason: str | None = None        # why the repeats stopped (`stop`), None: fixed count
 
     @property
     def keep_rate(self) -> float:
@@ -195,23 +198,47 @@ class EpochTimes:
     def sb_phases(self) -> dict[str, float]:
         return self.phases["sb"]
 
+    @property
+    def repeats(self) -> int:
+        return len(self.sb_s)
+
 
 FREE_SELECTION = "free_selection"
-WARMUP_KEEP_RATE = 0.25  # the free-selection control's warm-up epoch, before SB has measured s
+WARMUP_KEEP_RATE = 0.25  # the free-selection control's keep rate before SB has measured s
+
+
+def rotated_order(methods: tuple[str, ...], repeat: int) -> tuple[str, ...]:
+    """Repeat k runs the methods rotated by k: over len(methods) repeats each method runs once
+    in each position, so an order effect (the run after a long one, a warming machine) hits
+    every method alike instead of always the same one."""
+    k = repeat % len(methods)
+    return methods[k:] + methods[:k]
 
 
 def measure_epoch_times(config: RunConfig, data: DatasetSplits, epochs: int,
                         repeats: int, progress: Callable[[str], None] = print,
-                        warmup: bool = True) -> EpochTimes:
+                        warmup: bool = True,
+                        stop: Callable[[EpochTimes, float], str | None] | None = None,
+                        max_repeats: int | None = None,
+                        stale_epochs: int | None = None) -> EpochTimes:
     """Training-clock seconds per epoch, selection on in every epoch (no priming).
 
-    Each repeat runs Traditional, SB, StaleSB, then SB's loop with the selection free at the
-    keep rate SB just measured (`free_selection`: the ceiling of the loop on this machine).
-    One untimed epoch of each first: the first run in a process pays one-off costs (kernel
-    selection, allocator growth) that were up to 30% of an epoch here.
+    Each repeat runs Traditional, SB, StaleSB and SB's loop with the selection free at the
+    keep rate SB measured last (`free_selection`: the ceiling of the loop on this machine),
+    in an order rotated by one method each repeat (`rotated_order`). One untimed epoch of each
+    first: the first run in a process pays one-off costs (kernel selection, allocator growth)
+    that were up to 30% of an epoch here.
+
+    Without `stop`, exactly `repeats` repeats. With it, `stop(times so far, seconds the timed
+    repeats took)` is asked after every repeat (its own rule holds the minimum), and the
+    repeats end when it returns a reason, kept in `stop_reason`, or at
+    max(`repeats`, `max_repeats`). StaleSB runs `stale_epochs` epochs (default `epochs`; a multiple of the
+    staleness, so its refresh epochs weigh what they do in training), the others `epochs`.
     """
+    stale_epochs = stale_epochs or epochs
     base = config.replace(prime_epochs=0, epochs=float(epochs),
                           eval_every_examples=NEVER_EVALUATE)
+    limit = max(repeats, max_repeats or repeats) if stop is not None else repeats
 
     def run(method: str, run_config: RunConfig, keep_rate: float):
         if method != FREE_SELECTION:
@@ -221,28 +248,49 @@ def measure_epoch_times(config: RunConfig, data: DatasetSplits, epochs: int,
                                                                              keep_rate))
 
     methods = (*EPOCH_METHODS, FREE_SELECTION)
+    latest_keep_rate = WARMUP_KEEP_RATE
     if warmup:
         for method in methods:
-            run(method, base.replace(epochs=1.0), WARMUP_KEEP_RATE)
+            outcome = run(method, base.replace(epochs=1.0), latest_keep_rate)
+            if method == "sb":  # the control's first timed run then needs no guess
+                latest_keep_rate = outcome.final["overall_keep_rate"]
     times: dict[str, list[float]] = {method: [] for method in methods}
     phase_samples: dict[str, list[dict[str, float]]] = {method: [] for method in methods}
-    keep_rates = []
-    for repeat in range(repeats):
-        for method in methods:
-            keep_rate = keep_rates[-1] if keep_rates else WARMUP_KEEP_RATE
-            outcome = run(method, base.replace(seed=config.seed + repeat), keep_rate)
-            times[method].append(outcome.final["total_train_time_s"] / epochs)
+    keep_rates, orders, walls = [], [], []
+
+    def collected(reason: str | None = None) -> EpochTimes:
+        phases = {method: {k: statistics.median(p[k] for p in samples) for k in PHASE_KEYS}
+                  for method, samples in phase_samples.items()}
+        return EpochTimes(list(times["traditional"]), list(times["sb"]),
+                          list(times["stale_sb"]),
+                          [p["time_forward_select_s"] for p in phase_samples["sb"]],
+                          list(keep_rates), phases, list(times[FREE_SELECTION]),
+                          list(orders), list(walls), reason)
+
+    started = time.perf_counter()
+    reason = None
+    for repeat in range(limit):
+        repeat_start = time.perf_counter()
+        order = rotated_order(methods, repeat)
+        for method in order:
+            run_epochs = stale_epochs if method == "stale_sb" else epochs
+            outcome = run(method, base.replace(seed=config.seed + repeat,
+                                               epochs=float(run_epochs)), latest_keep_rate)
+            times[method].append(outcome.final["total_train_time_s"] / run_epochs)
             last = outcome.curve[-1]
-            phase_samples[method].append({k: last[k] / epochs for k in PHASE_KEYS})
+            phase_samples[method].append({k: last[k] / run_epochs for k in PHASE_KEYS})
             if method == "sb":
                 keep_rates.append(outcome.final["overall_keep_rate"])
-            progress(f"  repeat {repeat + 1}/{repeats} {method:<14} "
-                     f"{times[method][-1]:.3f} s/epoch")
-    phases = {method: {k: statistics.median(p[k] for p in samples) for k in PHASE_KEYS}
-              for method, samples in phase_samples.items()}
-    return EpochTimes(times["traditional"], times["sb"], times["stale_sb"],
-                      [p["time_forward_select_s"] for p in phase_samples["sb"]], keep_rates,
-                      phases, times[FREE_SELECTION])
+                latest_keep_rate = keep_rates[-1]
+            of = f"/{repeats}" if stop is None else f" (at most {limit})"
+            progress(f"  repeat {repeat + 1}{of} {method:<14} {times[method][-1]:.3f} s/epoch")
+        orders.append(order)
+        walls.append(time.perf_counter() - repeat_start)
+        if stop is not None:
+            reason = stop(collected(), time.perf_counter() - started)
+            if reason is not None:
+                break
+    return collected(reason)
 
 
 def measure_tracking_overhead(config: RunConfig, data: DatasetSplits,
