@@ -160,3 +160,28 @@ def test_stop_at_any_moment_exits_with_the_signal_code_and_leaves_nothing_runnin
     complete = [t for t in _trials(storage) if t.state.name == "COMPLETE"]
     points = [t.user_attrs["sbbench_point"] for t in complete]
     assert len(points) == len(set(points)) == 2
+
+
+STARTUP_DELAYS_S = (0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.4, 3.0)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_sweep_starts_exits_130_at_every_moment(tmp_path, data_dir,
+                                                                 tracking_uri):
+    """The first seconds: interpreter, imports (torch's extension modules), store checks, the
+    fork server. An interrupt inside an extension's import once left CPython exiting by SIGINT
+    (-2) after sbbench had handled it; a half-imported module once turned it into exit 1."""
+    study_file = write_study(tmp_path, data_dir, seeds=[0])
+    codes, stores = {}, []
+    for attempt, delay_s in enumerate(STARTUP_DELAYS_S):
+        # A store and a journal each: an interrupt may land in a fresh store's schema setup.
+        store = f"sqlite:///{tmp_path / f'start-{attempt}.db'}"
+        args = sweep_args(study_file, store, tmp_path / f"start-{attempt}.journal")
+        sweep = SweepProcess(args, store)
+        time.sleep(delay_s)
+        sweep.signal_group(signal.SIGINT)
+        codes[delay_s] = (sweep.wait(), "".join(sweep.lines)[-500:])
+        stores.append(store)
+    assert {delay: code for delay, (code, _) in codes.items() if code != 130} == {}, codes
+    for store in stores[-3:]:  # late enough for the store to exist: nothing left RUNNING
+        assert not [r for r in all_runs(store) if r.info.status == "RUNNING"]
