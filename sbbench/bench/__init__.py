@@ -1,1 +1,1 @@
-"""The performance benchmark: the selection core against the theoretical bound of SPEC.md."""
+"""The performance benchmark: the selection core against the theoretical bound (docs/methods.md)."""

@@ -1,4 +1,4 @@
-"""The theoretical speedup bound of SPEC.md and the efficiency of an implementation.
+"""The theoretical speedup bound (docs/methods.md) and the efficiency of an implementation.
 
 With r = (no-grad forward) / (training step) and keep rate s, an SB epoch costs at best r + s of
 a Traditional epoch, and a StaleSB epoch r / n + s. The best per-epoch speedups are their

@@ -1,7 +1,7 @@
 """`sbbench bench --gap-probe`: what a pause between training steps costs the next step.
 
 SB trains on a fraction of the candidates and runs selection forwards and bookkeeping between
-its training steps; the bound (SPEC.md) charges SB's steps what Traditional's cost back to
+its training steps; the bound (docs/methods.md) charges SB's steps what Traditional's cost back to
 back. This probe trains Traditional with a pause before every step: a busy-wait in Python that
 allocates nothing and touches no tensor, so any slowdown of the step after it comes from the
 machine (caches, TLBs, branch predictors, clocks losing state while the step's code and data
