@@ -11,7 +11,9 @@ Pure functions, no I/O, no tracking. The rule (README, "Nightly jobs"):
 - 1..4 earlier nights (a short history, said so): tonight's per-run values against those of the
   last good night, a one-sided exact Mann-Whitney test at `short_alpha` (where the run counts
   cannot reach that level: every run of tonight worse than every run of the last good night)
-  AND a worsening of the medians by at least the tolerance.
+  AND a worsening of the medians by at least max(2 x tolerance, cv_factor x the CV of every run
+  of those nights): a few nights barely show how far a whole night moves (the machine's state
+  shifts all its runs at once, which a rank test between two nights cannot see).
 - no earlier night: tonight is the baseline.
 
 With M metrics checked at per-metric level a, the chance of at least one false alarm a night is
@@ -47,6 +49,9 @@ class GateSettings:
     cv_factor: float = 3.0        # ... or this many coefficients of variation, if larger
     min_history: int = 5          # nights needed for the interval rule
     short_alpha: float = 0.05     # one-sided rank test level of the short-history rule
+    # 1-4 nights barely show how much a night moves as a whole (machine state shifts all of its
+    # runs at once, which a rank test between two nights cannot see): the floor doubles there.
+    short_tolerance_factor: float = 2.0
 
     def validate(self) -> None:
         problems = []
@@ -81,6 +86,7 @@ class MetricVerdict:
     threshold: float | None = None   # worsening needed (max(tolerance, cv_factor x cv))
     p_value: float | None = None     # short-history rank test
     evidence: str = ""
+    history_mean: float | None = None
 
     @property
     def regressed(self) -> bool:
@@ -158,10 +164,12 @@ def _fmt(value: float | None) -> str:
 
 def judge(metric: str, direction: str, tonight_samples: Sequence[float],
           history: Sequence[float], last_good_samples: Sequence[float] | None,
-          settings: GateSettings = GateSettings()) -> MetricVerdict:
+          settings: GateSettings = GateSettings(),
+          history_runs: Sequence[float] | None = None) -> MetricVerdict:
     """The verdict on one metric. `tonight_samples`: tonight's per-run values (the night's value
     is their median); `history`: one value per earlier night (oldest first); `last_good_samples`:
-    the per-run values of the latest of those nights (for the short-history rule)."""
+    the per-run values of the latest of those nights and `history_runs` the per-run values of
+    all of them (both for the short-history rule)."""
     samples = _finite(tonight_samples)
     if not samples:
         return MetricVerdict(metric, direction, None, NO_DATA, RULE_BASELINE,
@@ -194,7 +202,8 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
                     f"(median {_fmt(center)}, cv {cv:.1%}); worse by {worse:+.1%} vs needed "
                     f"{threshold:.1%}")
         return MetricVerdict(metric, direction, tonight, verdict, RULE_INTERVAL, len(past),
-                             center, cv, limit, change, worse, threshold, None, evidence)
+                             center, cv, limit, change, worse, threshold, None, evidence,
+                             history_mean=mean)
     # Short history: tonight's runs against the last good night's runs.
     reference = _finite(last_good_samples) or [past[-1]]
     ref_median = _median(reference)
@@ -209,13 +218,22 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
         significant = p <= floor * (1 + 1e-9)
         test_text = (f"rank test p={p:.3g}; {len(samples)} vs {len(reference)} runs cannot "
                      f"reach {settings.short_alpha:g}, so every run must be worse")
-    big = worse_ref >= settings.tolerance
+    # The same minimum change as the interval rule, the spread taken over every run of the
+    # short history (within- and between-night noise; a CV of 1-4 night medians is no estimate).
+    spread = _finite(history_runs) or (past if len(past) >= 2 else reference)
+    cv = 0.0
+    if len(spread) >= 2:
+        mean, sd = _mean_sd(spread)
+        cv = sd / abs(mean) if mean else 0.0
+    threshold = max(settings.short_tolerance_factor * settings.tolerance,
+                    settings.cv_factor * cv)
+    big = worse_ref >= threshold
     verdict = REGRESSION if significant and big else OK
     evidence = (f"short history ({len(past)} earlier night(s) < {settings.min_history}): "
                 f"tonight {_fmt(tonight)} vs last good night {_fmt(ref_median)}, worse by "
-                f"{worse_ref:+.1%} vs needed {settings.tolerance:.1%}; {test_text}")
+                f"{worse_ref:+.1%} vs needed {threshold:.1%}; {test_text}")
     return MetricVerdict(metric, direction, tonight, verdict, RULE_SHORT, len(past), center,
-                         None, None, change, worse_ref, settings.tolerance, p, evidence)
+                         cv, None, change, worse_ref, threshold, p, evidence)
 
 
 def family_false_alarm(level: float, n_metrics: int) -> float:
