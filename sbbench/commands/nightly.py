@@ -64,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="history: the series of this fingerprint (default: this machine's)")
     parser.add_argument("--all-fingerprints", action="store_true",
                         help="history: every fingerprint of the suite")
+    parser.add_argument("--max-age-hours", type=_fraction, default=None,
+                        help="history: exit 2 when the latest measured night is older than "
+                             "this (a watchdog for a schedule that silently stopped)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -150,7 +153,7 @@ def _history(args: argparse.Namespace) -> int:
         where = f"fingerprint {fingerprint}" if fingerprint else "any fingerprint"
         print(f"no nights of suite {suite.name} ({where}) in experiment "
               f"{args.experiment or DEFAULT_EXPERIMENT}")
-        return 0
+        return 2 if args.max_age_hours is not None else 0
     kinds = ("throughput", "time_to_target_s", "speedup", "final_test_error", "efficiency")
     metrics = sorted({m for n in nights for m in n.metrics if m.split("/", 1)[0] in kinds})
     chosen = [m for m in metrics if m.startswith("throughput/")] or metrics[:5]
@@ -176,6 +179,25 @@ def _history(args: argparse.Namespace) -> int:
     out = Path(args.out) / f"history-{suite.name}"
     path = _history_figure(nights, metrics, out, suite.name)
     print(f"figure: {path.resolve()}")
+    return _age_check(nights, args.max_age_hours)
+
+
+def _age_check(nights, max_age_hours: float | None) -> int:
+    import time as _time
+
+    from sbbench.nightly import history as H
+
+    measured = [n for n in nights if n.verdict in H.MEASURED_VERDICTS]
+    latest = measured[-1] if measured else None
+    if latest is None:
+        print("no night has measured yet")
+        return 2 if max_age_hours is not None else 0
+    age_h = (_time.time() * 1000 - latest.start_time) / 3.6e6
+    print(f"latest measured night: {latest.when} UTC ({age_h:.1f} h ago, {latest.verdict})")
+    if max_age_hours is not None and age_h > max_age_hours:
+        print(f"STALE: no measured night for {age_h:.1f} h (> {max_age_hours:g} h): has the "
+              "schedule stopped?", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -26,6 +26,7 @@ from sbbench.nightly import report as RP
 from sbbench.nightly.suite import DEFAULT_SUITE, Suite, confirmation_spec, load_suite
 
 ANALYSIS_RESAMPLES = 999   # time to target needs no CI here; the gate does the statistics
+STALE_SCHEDULE_H = 36.0    # a nightly more than this after the previous one: say so
 
 
 @dataclass
@@ -219,6 +220,13 @@ def evaluate_night(client, run_id: str, identity: Identity, measurement: M.Measu
     else:
         headline = f"no regression in {len(verdicts)} metrics and " \
                    f"{len(measurement.invariants)} invariants"
+    previous = [n for n in nights_all if n.run_id != run_id and this is not None
+                and n.start_time < this.start_time]
+    if previous and this is not None:
+        gap_h = (this.start_time - previous[-1].start_time) / 3.6e6
+        if gap_h > STALE_SCHEDULE_H:
+            warnings.append(f"the previous night of this suite was {gap_h / 24:.1f} days ago: "
+                            "has the schedule stopped?")
     if 0 < len(history.nights) < settings.min_history:
         warnings.append(f"short history ({len(history.nights)} earlier night(s)): compared with "
                         "the last good night by a rank test, not with a prediction interval")

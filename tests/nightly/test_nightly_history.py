@@ -51,6 +51,8 @@ def test_a_night_within_the_noise_exits_0(store):
     assert report["exit_code"] == 0 and report["verdict"] == H.VERDICT_OK
     assert not report["regressions"]
     assert report["changes_since_last_good"] == []
+    # the fixture's last night was 31 days ago
+    assert any("schedule stopped" in w for w in report["warnings"])
 
 
 def test_a_diverged_run_is_a_regression_named_as_such(store):

@@ -109,3 +109,9 @@ def test_accept_and_history_on_the_command_line(store, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert ids[0][:12] in out and "accepted" in out and "regression" in out
     assert (store.tmp / "out" / "history-nightly" / "history.png").is_file()
+    # a watchdog: the latest measured night is a day old
+    args = ["nightly", "history", "--suite", SUITE, "--tracking-uri", store.uri, "--out",
+            str(store.tmp / "out")]
+    assert main(args + ["--max-age-hours", "48"]) == 0
+    assert main(args + ["--max-age-hours", "12"]) == 2
+    assert "schedule stopped" in capsys.readouterr().err
