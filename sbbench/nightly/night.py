@@ -388,9 +388,39 @@ def run_night(options: NightOptions) -> int:
         if lock.took_over is not None:
             print(f"sbbench nightly: took over a stale lock left by "
                   f"{lock.took_over.describe()} (no such process any more)", file=sys.stderr)
+            if lock.took_over.run_id:
+                end_dead_night(client, lock.took_over.run_id)
         return _night(client, suite, uri, experiment, under_mlflow_run, lock, options, started)
     finally:
         lock.release()
+
+
+def end_dead_night(client, run_id: str) -> int:
+    """A night whose process died outright (kill -9, power loss) left its runs RUNNING: end them
+    KILLED, with the reason, so it is never history and the UI shows what happened."""
+    from mlflow.exceptions import MlflowException
+
+    from sbbench import tracking
+
+    reason = "nightly process died (its lock was found stale and taken over by the next night)"
+    try:
+        night = client.get_run(run_id)
+    except MlflowException:
+        return 0
+    runs = [night] + list(client.search_runs(
+        [night.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{run_id}' and "
+                      "attributes.status = 'RUNNING'", max_results=10000))
+    ended = 0
+    for run in runs:
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, tracking.TAG_FAILURE_KIND, "interrupted")
+            client.set_tag(run.info.run_id, tracking.TAG_FAILURE_REASON, reason)
+            client.set_terminated(run.info.run_id, "KILLED")
+            ended += 1
+    if night.data.tags.get(H.TAG_VERDICT) is None:
+        client.set_tag(run_id, H.TAG_VERDICT, H.VERDICT_ERROR)
+    return ended
 
 
 def _night(client, suite: Suite, uri: str, experiment: str | None, under_mlflow_run: bool,

@@ -115,3 +115,17 @@ def test_accept_and_history_on_the_command_line(store, capsys, monkeypatch):
     assert main(args + ["--max-age-hours", "48"]) == 0
     assert main(args + ["--max-age-hours", "12"]) == 2
     assert "schedule stopped" in capsys.readouterr().err
+
+
+def test_a_night_whose_process_died_is_ended_killed_by_the_next(store):
+    from sbbench.nightly.night import end_dead_night
+
+    night = store.new_night()
+    child = store.client.create_run(store.experiment_id,
+                                    tags={"mlflow.parentRunId": night}).info.run_id
+    assert end_dead_night(store.client, night) == 2
+    for run_id in (night, child):
+        run = store.client.get_run(run_id)
+        assert run.info.status == "KILLED"
+        assert "died" in run.data.tags["sbbench.failure_reason"]
+    assert store.client.get_run(night).data.tags[H.TAG_VERDICT] == H.VERDICT_ERROR
