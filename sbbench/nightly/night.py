@@ -100,8 +100,8 @@ def _series_note(nights_all: list[H.Night], identity: Identity, history: H.Histo
         elif others:
             warnings.append(f"the machine fingerprint changed ({others[-1].tags.get(FP.TAG_FINGERPRINT)}"
                             f" -> {identity.fingerprint}): a new series starts")
-        return (f"first night of this series{accepted}: tonight is the baseline, nothing is "
-                "compared"), warnings
+        return (f"no earlier good night in this series{accepted}: tonight is the baseline, "
+                "nothing is compared"), warnings
     rule = "prediction interval" if n >= settings.min_history else \
         "short history: rank test against the last good night"
     return f"{n} earlier good night(s){accepted} ({rule})", warnings
