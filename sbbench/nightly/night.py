@@ -168,6 +168,7 @@ def evaluate_night(client, run_id: str, identity: Identity, measurement: M.Measu
         labels = {v.metric.split("/", 1)[1] for v in failing}
         methods = {measurement.methods.get(label, label.split("[")[0]) for label in labels}
         again = remeasure(methods)
+        problems += [f"confirmation re-run: {p}" for p in again.problems]
         for v in failing:
             second = _judge(client, v.metric, again.samples.get(v.metric, []), history,
                             settings)
@@ -189,8 +190,11 @@ def evaluate_night(client, run_id: str, identity: Identity, measurement: M.Measu
     for v in failing:
         row = rows[v.metric]
         size = row["worsening"]
+        confirmed = f"; confirmed, re-measured {row['confirmation_value']:.4g}" \
+            if row.get("confirmation") == "confirmed" else ""
         regressions.append(f"{v.metric}: {row['tonight']:.4g} vs history median "
-                           f"{row['history_median']:.4g} ({size:+.1%} worse; {v.evidence})")
+                           f"{row['history_median']:.4g} ({size:+.1%} worse{confirmed}; "
+                           f"{v.evidence})")
     for inv in measurement.invariants:
         if not inv.ok:
             regressions.append(f"{inv.name}: {'DIVERGED' if inv.kind == 'diverged' else 'invariant'} "
