@@ -87,6 +87,9 @@ class MetricVerdict:
     p_value: float | None = None     # short-history rank test
     evidence: str = ""
     history_mean: float | None = None
+    # tonight alarms beyond this value (the interval limit and the minimum change combined; in
+    # a short history, the minimum change from the last good night)
+    alarm_edge: float | None = None
 
     @property
     def regressed(self) -> bool:
@@ -203,7 +206,8 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
                     f"{threshold:.1%}")
         return MetricVerdict(metric, direction, tonight, verdict, RULE_INTERVAL, len(past),
                              center, cv, limit, change, worse, threshold, None, evidence,
-                             history_mean=mean)
+                             history_mean=mean, alarm_edge=_edge(limit, center, threshold,
+                                                                 direction))
     # Short history: tonight's runs against the last good night's runs.
     reference = _finite(last_good_samples) or [past[-1]]
     ref_median = _median(reference)
@@ -233,7 +237,17 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
                 f"tonight {_fmt(tonight)} vs last good night {_fmt(ref_median)}, worse by "
                 f"{worse_ref:+.1%} vs needed {threshold:.1%}; {test_text}")
     return MetricVerdict(metric, direction, tonight, verdict, RULE_SHORT, len(past), center,
-                         cv, None, change, worse_ref, threshold, p, evidence)
+                         cv, None, change, worse_ref, threshold, p, evidence,
+                         alarm_edge=_edge(None, ref_median, threshold, direction))
+
+
+def _edge(limit: float | None, reference: float, threshold: float, direction: str) -> float:
+    """Where tonight starts to alarm: beyond the interval limit AND the minimum change."""
+    by_change = reference * (1 - threshold) if direction == HIGHER else \
+        reference * (1 + threshold)
+    if limit is None:
+        return by_change
+    return min(limit, by_change) if direction == HIGHER else max(limit, by_change)
 
 
 def family_false_alarm(level: float, n_metrics: int) -> float:

@@ -19,12 +19,14 @@ def _num(value: float | None) -> str:
 
 
 def _band(row: dict) -> str:
-    if row.get("rule") == G.RULE_INTERVAL and row.get("band_limit") is not None:
-        sign = ">=" if row["direction"] == G.HIGHER else "<="
-        return f"{sign} {_num(row['band_limit'])}"
+    """The accepted side of the alarm edge (interval limit AND minimum change combined)."""
+    edge = row.get("alarm_edge")
+    if edge is None:
+        return "-"
+    sign = ">=" if row["direction"] == G.HIGHER else "<="
     if row.get("rule") == G.RULE_SHORT:
-        return "rank test vs last good"
-    return "-"
+        return f"{sign} {_num(edge)} (short)"
+    return f"{sign} {_num(edge)}"
 
 
 def _verdict_text(row: dict) -> str:
@@ -162,9 +164,20 @@ def trend_figures(report: dict, series: dict[str, list[tuple[str, float]]],
             limit, mean = row.get("band_limit"), row.get("history_mean")
             if limit is not None and mean is not None:
                 ax.axhspan(min(limit, 2 * mean - limit), max(limit, 2 * mean - limit),
-                           color="tab:blue", alpha=0.12, label=f"band ({report['level']:g})")
+                           color="tab:blue", alpha=0.12,
+                           label=f"{report['level']:g} prediction interval")
             if row.get("history_median") is not None:
-                ax.axhline(row["history_median"], color="tab:blue", lw=0.8, ls="--")
+                ax.axhline(row["history_median"], color="tab:blue", lw=0.8, ls="--",
+                           label="history median")
+            edge = row.get("alarm_edge")
+            if edge is not None:
+                ax.axhline(edge, color="tab:red", lw=1, ls=":",
+                           label="alarm edge (interval AND min. change)")
+            if points and row.get("tonight") is not None:
+                values = [v for _, v in points] + [row["tonight"]] + \
+                    ([edge] if edge is not None else [])
+                span = max(values) - min(values) or abs(max(values)) * 0.05 or 1.0
+                ax.set_ylim(min(values) - 0.15 * span, max(values) + 0.15 * span)
             if row.get("tonight") is not None:
                 color = "tab:red" if row["verdict"] == G.REGRESSION else "tab:green"
                 ax.plot([len(points)], [row["tonight"]], "*", ms=12, color=color,
@@ -178,7 +191,7 @@ def trend_figures(report: dict, series: dict[str, list[tuple[str, float]]],
             ax.tick_params(axis="y", labelsize=7)
         for ax in list(axes.flat)[len(rows):]:
             ax.axis("off")
-        axes.flat[0].legend(fontsize=7, loc="best")
+        axes.flat[0].legend(fontsize=6, loc="best")
         fig.suptitle(f"{report['suite']}: {kind} (higher is better)" if rows[0]["direction"] ==
                      G.HIGHER else f"{report['suite']}: {kind} (lower is better)", fontsize=10)
         fig.tight_layout()
