@@ -10,7 +10,6 @@ import pytest
 
 from sbbench.nightly import history as H
 from sbbench.nightly import metrics as M
-from sbbench.nightly.fingerprint import TAG_FINGERPRINT
 from sbbench.nightly.night import Identity, NightOptions
 from sbbench.nightly.suite import Suite, load_suite
 
@@ -117,8 +116,3 @@ def measurement_of(samples: dict[str, list]) -> M.Measurement:
 @pytest.fixture
 def store(tracking_uri, tmp_path) -> Store:
     return Store(tracking_uri, tmp_path)
-
-
-@pytest.fixture
-def fingerprint_tag() -> str:
-    return TAG_FINGERPRINT
