@@ -395,6 +395,11 @@ def run_night(options: NightOptions) -> int:
             if lock.took_over.run_id:
                 end_dead_night(client, lock.took_over.run_id)
         return _night(client, suite, uri, experiment, under_mlflow_run, lock, options, started)
+    except Exception as err:   # setting the night up failed (store, torch, ...): not measured
+        print(f"sbbench nightly: could not measure (setting up): {type(err).__name__}: "
+              f"{str(err).splitlines()[0] if str(err) else ''}", file=sys.stderr)
+        print("exit 2 (could not measure)")
+        return 2
     finally:
         lock.release()
 

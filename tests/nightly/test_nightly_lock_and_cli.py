@@ -129,3 +129,15 @@ def test_a_night_whose_process_died_is_ended_killed_by_the_next(store):
         assert run.info.status == "KILLED"
         assert "died" in run.data.tags["sbbench.failure_reason"]
     assert store.client.get_run(night).data.tags[H.TAG_VERDICT] == H.VERDICT_ERROR
+
+
+def test_a_night_that_cannot_even_start_exits_2(tracking_uri, monkeypatch, capsys):
+    import sbbench.nightly.night as night_module
+
+    def broken(suite):
+        raise ImportError("No module named 'torch'")
+
+    monkeypatch.setattr(night_module, "identity_for", broken)
+    assert main(["nightly", "--suite", SUITE, "--tracking-uri", tracking_uri]) == 2
+    assert "could not measure" in capsys.readouterr().err
+    assert not lock_path(tracking_uri, "nightly").exists()   # the lock is released
