@@ -92,6 +92,10 @@ def markdown_report(report: dict, figures: list[Path]) -> str:
                  if k != "suite_digest"),
              f"- history: {report['history']['note']}",
              f"- gate: {report['gate_rule']}",
+             f"- false alarms: at per-metric level {report['level']:g}, the interval alone "
+             f"would alarm on {report['family_false_alarm']:.1%} of pure-noise nights over "
+             f"{len(report['metrics'])} metrics (1 - level^M); the minimum change and the "
+             "confirmation re-run bring it lower",
              f"- exit code: {report['exit_code']}", ""]
     if report["metrics"]:
         rows = table_rows(report)
