@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-rate-tolerance", type=_fraction, default=0.03,
                         help="SB/Random keep rate after priming: allowed distance from "
                              "1/(beta+1) (default 0.03)")
-    parser.add_argument("--no-confirm", dest="confirm", action="store_false",
-                        help="alarm without re-measuring a failing metric first")
+    parser.add_argument("--confirm", action=argparse.BooleanOptionalAction, default=True,
+                        help="re-run the configurations of a failing metric once before "
+                             "alarming (default on; --no-confirm alarms at once)")
     parser.add_argument("--workers", type=_whole, default=1, help="worker processes (default 1)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
     parser.add_argument("--experiment", default=None,
