@@ -1,4 +1,4 @@
-"""Command line: `sbbench train | sweep | analyze | bench`.
+"""Command line: `sbbench train | sweep | analyze | bench | nightly`.
 
 Every bad input becomes one line on stderr and exit code 2, before any compute and before any
 MLflow run is created. Ctrl-C exits 130 and SIGTERM 143, whatever the command was doing: the
@@ -28,6 +28,8 @@ SUBCOMMANDS = {
     "sweep": ("sbbench.commands.sweep", "run an Optuna study of training runs"),
     "analyze": ("sbbench.commands.analyze", "time-to-target speedups, tests, figures, report"),
     "bench": ("sbbench.commands.bench", "measure the selection core against its bound"),
+    "nightly": ("sbbench.commands.nightly", "the pinned nightly suite against its history "
+                "(exit 0 fine, 1 regression, 2 could not measure)"),
 }
 
 
@@ -41,7 +43,8 @@ def bad_input_errors() -> tuple[type[BaseException], ...]:
                                          TrackingUnavailableError]
     for module, name in (("sbbench.sweep.study", "StudyError"),
                          ("sbbench.sweep.storage", "StorageUnavailableError"),
-                         ("sbbench.analysis", "AnalysisInputError")):
+                         ("sbbench.analysis", "AnalysisInputError"),
+                         ("sbbench.nightly.history", "NightlyInputError")):
         try:
             errors.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

@@ -1,0 +1,260 @@
+"""The nightly gate: does tonight's value of one metric regress against its history?
+
+Pure functions, no I/O, no tracking. The rule (README, "Nightly jobs"):
+
+- >= `min_history` (5) earlier nights: tonight regresses when it falls outside the one-sided
+  prediction interval of the history (Student t, level `level`, default 0.999: mean -/+
+  t_{level, n-1} * sd * sqrt(1 + 1/n) on the worse side) AND it is worse than the history median
+  by at least max(tolerance (5%), cv_factor (3) x the history's coefficient of variation).
+  Both are demanded: the interval alone fires on a quiet metric for a change nobody cares about,
+  the relative change alone fires on a noisy one.
+- 1..4 earlier nights (a short history, said so): tonight's per-run values against those of the
+  last good night, a one-sided exact Mann-Whitney test at `short_alpha` (where the run counts
+  cannot reach that level: every run of tonight worse than every run of the last good night)
+  AND a worsening of the medians by at least max(2 x tolerance, cv_factor x the CV of every run
+  of those nights): a few nights barely show how far a whole night moves (the machine's state
+  shifts all its runs at once, which a rank test between two nights cannot see).
+- no earlier night: tonight is the baseline.
+
+With M metrics checked at per-metric level a, the chance of at least one false alarm a night is
+1 - (1 - a)^M on independent metrics (`family_false_alarm`); the relative-change floor and the
+confirmation re-run (sbbench/nightly/night.py) bring it lower.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+HIGHER = "higher"   # higher is better (throughput, speedup, efficiency)
+LOWER = "lower"     # lower is better (time to target, error)
+
+REGRESSION = "regression"
+OK = "ok"
+BETTER = "better"
+BASELINE = "baseline"
+NO_DATA = "no data"
+
+RULE_INTERVAL = "prediction interval"
+RULE_SHORT = "short history"
+RULE_BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    level: float = 0.999          # one-sided prediction interval, per metric
+    tolerance: float = 0.05       # minimum relative worsening (fraction of the history median)
+    cv_factor: float = 3.0        # ... or this many coefficients of variation, if larger
+    min_history: int = 5          # nights needed for the interval rule
+    short_alpha: float = 0.05     # one-sided rank test level of the short-history rule
+    # 1-4 nights barely show how much a night moves as a whole (machine state shifts all of its
+    # runs at once, which a rank test between two nights cannot see): the floor doubles there.
+    short_tolerance_factor: float = 2.0
+
+    def validate(self) -> None:
+        problems = []
+        if not 0.5 < self.level < 1:
+            problems.append(("level", self.level, "a number in (0.5, 1), e.g. 0.999"))
+        if not 0 <= self.tolerance < 1:
+            problems.append(("tolerance", self.tolerance, "a fraction in [0, 1), e.g. 0.05"))
+        if not self.cv_factor >= 0:
+            problems.append(("cv_factor", self.cv_factor, "a number >= 0"))
+        if not (isinstance(self.min_history, int) and self.min_history >= 2):
+            problems.append(("min_history", self.min_history, "an integer >= 2"))
+        if not 0 < self.short_alpha < 1:
+            problems.append(("short_alpha", self.short_alpha, "a number in (0, 1)"))
+        if problems:
+            name, value, allowed = problems[0]
+            raise ValueError(f"invalid {name}={value!r}; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class MetricVerdict:
+    metric: str
+    direction: str
+    tonight: float | None
+    verdict: str                    # regression | ok | better | baseline | no data
+    rule: str                       # prediction interval | short history | baseline
+    history_n: int = 0
+    history_median: float | None = None
+    history_cv: float | None = None
+    band_limit: float | None = None  # edge of the accepted band on the worse side
+    change: float | None = None      # (tonight - history median) / |history median|, signed
+    worsening: float | None = None   # change expressed so that > 0 means worse
+    threshold: float | None = None   # worsening needed (max(tolerance, cv_factor x cv))
+    p_value: float | None = None     # short-history rank test
+    evidence: str = ""
+    history_mean: float | None = None
+    # tonight alarms beyond this value (the interval limit and the minimum change combined; in
+    # a short history, the minimum change from the last good night)
+    alarm_edge: float | None = None
+
+    @property
+    def regressed(self) -> bool:
+        return self.verdict == REGRESSION
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _finite(values: Sequence[float] | None) -> list[float]:
+    if values is None:
+        return []
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    n = len(ordered)
+    mid = n // 2
+    return ordered[mid] if n % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def worsening(tonight: float, reference: float, direction: str) -> float:
+    """Relative change against `reference`, positive when tonight is worse."""
+    if reference == 0:
+        return 0.0 if tonight == reference else math.copysign(math.inf, (
+            reference - tonight) if direction == HIGHER else (tonight - reference))
+    change = (tonight - reference) / abs(reference)
+    return -change if direction == HIGHER else change
+
+
+@functools.lru_cache(maxsize=256)
+def _t_quantile(level: float, dof: int) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(level, dof))
+
+
+def prediction_limit(history: Sequence[float], level: float, direction: str) -> float:
+    """The worse-side edge of the one-sided t prediction interval for one new value."""
+    n = len(history)
+    mean, sd = _mean_sd(history)
+    half = _t_quantile(level, n - 1) * sd * math.sqrt(1 + 1 / n)
+    return mean - half if direction == HIGHER else mean + half
+
+
+def rank_test_p(tonight: Sequence[float], reference: Sequence[float], direction: str) -> float:
+    """One-sided exact Mann-Whitney p that tonight's runs are worse than the reference's."""
+    from scipy import stats
+
+    alternative = "less" if direction == HIGHER else "greater"
+    method = "exact" if len(set(tonight) | set(reference)) == len(tonight) + len(reference) \
+        else "asymptotic"
+    return float(stats.mannwhitneyu(tonight, reference, alternative=alternative,
+                                    method=method).pvalue)
+
+
+def smallest_rank_p(n_tonight: int, n_reference: int) -> float:
+    """The smallest one-sided p an exact Mann-Whitney test can give with these counts."""
+    return 1.0 / math.comb(n_tonight + n_reference, n_tonight)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def judge(metric: str, direction: str, tonight_samples: Sequence[float],
+          history: Sequence[float], last_good_samples: Sequence[float] | None,
+          settings: GateSettings = GateSettings(),
+          history_runs: Sequence[float] | None = None) -> MetricVerdict:
+    """The verdict on one metric. `tonight_samples`: tonight's per-run values (the night's value
+    is their median); `history`: one value per earlier night (oldest first); `last_good_samples`:
+    the per-run values of the latest of those nights and `history_runs` the per-run values of
+    all of them (both for the short-history rule)."""
+    samples = _finite(tonight_samples)
+    if not samples:
+        return MetricVerdict(metric, direction, None, NO_DATA, RULE_BASELINE,
+                             evidence="no value tonight")
+    tonight = _median(samples)
+    past = _finite(history)
+    if not past:
+        return MetricVerdict(metric, direction, tonight, BASELINE, RULE_BASELINE,
+                             evidence="first night of this series: tonight is the baseline")
+    center = _median(past)
+    change = (tonight - center) / abs(center) if center else 0.0
+    worse = worsening(tonight, center, direction)
+    if len(past) >= settings.min_history:
+        mean, sd = _mean_sd(past)
+        cv = sd / abs(mean) if mean else 0.0
+        threshold = max(settings.tolerance, settings.cv_factor * cv)
+        limit = prediction_limit(past, settings.level, direction)
+        outside = tonight < limit if direction == HIGHER else tonight > limit
+        big = worse >= threshold
+        verdict = REGRESSION if outside and big else OK
+        if not outside and not big:
+            # symmetric check for a notable improvement (informational, never an alarm)
+            upper = 2 * mean - limit
+            if (tonight > upper if direction == HIGHER else tonight < upper) and \
+                    -worse >= threshold:
+                verdict = BETTER
+        side = "below" if direction == HIGHER else "above"
+        evidence = (f"tonight {_fmt(tonight)} {'is' if outside else 'is not'} {side} the "
+                    f"{settings.level:g} prediction limit {_fmt(limit)} of {len(past)} nights "
+                    f"(median {_fmt(center)}, cv {cv:.1%}); worse by {worse:+.1%} vs needed "
+                    f"{threshold:.1%}")
+        return MetricVerdict(metric, direction, tonight, verdict, RULE_INTERVAL, len(past),
+                             center, cv, limit, change, worse, threshold, None, evidence,
+                             history_mean=mean, alarm_edge=_edge(limit, center, threshold,
+                                                                 direction))
+    # Short history: tonight's runs against the last good night's runs.
+    reference = _finite(last_good_samples) or [past[-1]]
+    ref_median = _median(reference)
+    worse_ref = worsening(tonight, ref_median, direction)
+    p = rank_test_p(samples, reference, direction)
+    floor = smallest_rank_p(len(samples), len(reference))
+    if floor <= settings.short_alpha:
+        significant = p <= settings.short_alpha
+        test_text = f"rank test p={p:.3g} (level {settings.short_alpha:g})"
+    else:
+        # The run counts cannot reach the level: demand complete separation instead.
+        significant = p <= floor * (1 + 1e-9)
+        test_text = (f"rank test p={p:.3g}; {len(samples)} vs {len(reference)} runs cannot "
+                     f"reach {settings.short_alpha:g}, so every run must be worse")
+    # The same minimum change as the interval rule, the spread taken over every run of the
+    # short history (within- and between-night noise; a CV of 1-4 night medians is no estimate).
+    spread = _finite(history_runs) or (past if len(past) >= 2 else reference)
+    cv = 0.0
+    if len(spread) >= 2:
+        mean, sd = _mean_sd(spread)
+        cv = sd / abs(mean) if mean else 0.0
+    threshold = max(settings.short_tolerance_factor * settings.tolerance,
+                    settings.cv_factor * cv)
+    big = worse_ref >= threshold
+    verdict = REGRESSION if significant and big else OK
+    evidence = (f"short history ({len(past)} earlier night(s) < {settings.min_history}): "
+                f"tonight {_fmt(tonight)} vs last good night {_fmt(ref_median)}, worse by "
+                f"{worse_ref:+.1%} vs needed {threshold:.1%}; {test_text}")
+    return MetricVerdict(metric, direction, tonight, verdict, RULE_SHORT, len(past), center,
+                         cv, None, change, worse_ref, threshold, p, evidence,
+                         alarm_edge=_edge(None, ref_median, threshold, direction))
+
+
+def _edge(limit: float | None, reference: float, threshold: float, direction: str) -> float:
+    """Where tonight starts to alarm: beyond the interval limit AND the minimum change."""
+    by_change = reference * (1 - threshold) if direction == HIGHER else \
+        reference * (1 + threshold)
+    if limit is None:
+        return by_change
+    return min(limit, by_change) if direction == HIGHER else max(limit, by_change)
+
+
+def family_false_alarm(level: float, n_metrics: int) -> float:
+    """Chance of at least one false alarm a night over `n_metrics` independent metrics checked at
+    per-metric level `level` by the interval alone: 1 - level^M."""
+    return 1.0 - level ** n_metrics
+
+
+def night_alarms(verdicts: Sequence[MetricVerdict]) -> list[MetricVerdict]:
+    return [v for v in verdicts if v.regressed]
