@@ -95,9 +95,14 @@ def breakdown_from_store(folder: Path, tracking_uri: str, started: float, ended:
     trial_life = sum(t["ended_at"] - t["entered_at"] for t in timings)
     first_launch = min((t["launched_at"] for t in timings), default=started)
     last_end = max((t["ended_at"] for t in timings), default=started)
-    analysis = sum((r.info.end_time - r.info.start_time) / 1000 for r in analysis_runs
-                   if r.info.end_time)
+    # The analysis computes before it creates its run: count from the last trial's end to the
+    # analysis run's end (the sweep's own closing bookkeeping is in there too, a few ms).
+    analysis_end = max((r.info.end_time / 1000 for r in analysis_runs if r.info.end_time),
+                       default=None)
     wall = ended - started
+    last_trial_end = max((r.info.end_time / 1000 for r in trial_runs if r.info.end_time),
+                         default=started)
+    analysis = (analysis_end - last_trial_end) if analysis_end else 0.0
     if not timings:  # a sweep from before trials recorded their timing: fewer, coarser parts
         outside = wall - loop_wall - analysis
         parts = {"training clock": train_clock,
@@ -119,6 +124,8 @@ def breakdown_from_store(folder: Path, tracking_uri: str, started: float, ended:
         "closing analysis": analysis,
     }
     parts["exit and the rest"] = (ended - last_end) - analysis
+    if not analysis_end:
+        parts["closing analysis"] = 0.0
     return SweepBreakdown(study_name, workers, len(trial_runs), wall, parts, command)
 
 
