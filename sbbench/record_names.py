@@ -119,3 +119,18 @@ STUDY_ATTR_DIGEST = "sbbench_study_digest"    # sha256 of that JSON
 ENV_DEVICE = "SBBENCH_DEVICE"                 # the device a worker was given (--devices)
 FAILURE_DUPLICATE = "duplicate"               # a point another machine popped first: void
 TAG_DEVICE_NAME = "sbbench.device_name"       # the hardware behind sbbench.device
+
+# The nightly jobs (`sbbench nightly`).
+TAG_FINGERPRINT = "sbbench.fingerprint"
+TAG_FINGERPRINT_DETAIL = "sbbench.fingerprint_detail"
+KIND_NIGHTLY = "nightly"
+TAG_SUITE = "sbbench.suite"
+TAG_SUITE_DIGEST = "sbbench.suite_digest"
+TAG_SUITE_PATH = "sbbench.suite_path"
+TAG_VERDICT = "sbbench.nightly.verdict"
+TAG_EXIT_CODE = "sbbench.nightly.exit_code"
+TAG_REGRESSIONS = "sbbench.nightly.regressions"
+TAG_SUMMARY = "sbbench.nightly.summary"
+TAG_ACCEPTED = "sbbench.nightly.accepted"
+TAG_ACCEPTED_AT = "sbbench.nightly.accepted_at"
+TAG_NIGHT_STUDY = "sbbench.nightly.study"

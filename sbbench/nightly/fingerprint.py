@@ -14,9 +14,9 @@ import os
 import platform
 import subprocess
 from importlib import metadata
+from sbbench.record_names import (  # noqa: F401  (the record's names live there)
+    TAG_FINGERPRINT, TAG_FINGERPRINT_DETAIL)
 
-TAG_FINGERPRINT = "sbbench.fingerprint"
-TAG_FINGERPRINT_DETAIL = "sbbench.fingerprint_detail"
 VERSION_TAGS = {  # what changed since the last good night: tag -> label
     "sbbench.git_commit": "commit",
     "sbbench.torch_version": "torch",

@@ -16,19 +16,10 @@ import datetime as _dt
 from dataclasses import dataclass, field
 
 from sbbench.nightly.fingerprint import TAG_FINGERPRINT
+from sbbench.record_names import (  # noqa: F401  (the record's names live there)
+    TAG_KIND, KIND_NIGHTLY, TAG_SUITE, TAG_SUITE_DIGEST, TAG_SUITE_PATH, TAG_VERDICT,
+    TAG_EXIT_CODE, TAG_REGRESSIONS, TAG_SUMMARY, TAG_ACCEPTED, TAG_ACCEPTED_AT, TAG_NIGHT_STUDY)
 
-TAG_KIND = "sbbench.kind"
-KIND_NIGHTLY = "nightly"
-TAG_SUITE = "sbbench.suite"
-TAG_SUITE_DIGEST = "sbbench.suite_digest"
-TAG_SUITE_PATH = "sbbench.suite_path"
-TAG_VERDICT = "sbbench.nightly.verdict"
-TAG_EXIT_CODE = "sbbench.nightly.exit_code"
-TAG_REGRESSIONS = "sbbench.nightly.regressions"
-TAG_SUMMARY = "sbbench.nightly.summary"
-TAG_ACCEPTED = "sbbench.nightly.accepted"
-TAG_ACCEPTED_AT = "sbbench.nightly.accepted_at"
-TAG_NIGHT_STUDY = "sbbench.nightly.study"
 SAMPLES_PREFIX = "runs/"
 
 VERDICT_BASELINE = "baseline"

@@ -27,12 +27,9 @@ from typing import Any, Iterable
 
 from sbbench.method_fields import ALL_METHOD_FIELDS
 from sbbench.nightly.gate import HIGHER, LOWER
+from sbbench.record_names import (  # noqa: F401  (the record's names live there)
+    TAG_STUDY, TAG_TRIAL, TAG_METHOD, TAG_FAILURE_KIND, TAG_FAILURE_REASON)
 
-TAG_STUDY = "sbbench.study"
-TAG_TRIAL = "sbbench.trial"
-TAG_METHOD = "sbbench.method"
-TAG_FAILURE_KIND = "sbbench.failure_kind"
-TAG_FAILURE_REASON = "sbbench.failure_reason"
 
 KINDS = {  # metric kind -> (direction, what it is)
     "throughput": (HIGHER, "examples per training second"),
