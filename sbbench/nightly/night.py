@@ -307,18 +307,19 @@ def record_night(client, run_id: str, report: dict, measurement: M.Measurement,
 def _env(**values: str | None):
     old = {k: os.environ.get(k) for k in values}
     try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_env(values)
         yield
     finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _set_env(old)
+
+
+def _set_env(values) -> None:
+    """Set each variable; None removes it."""
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _study_name(suite: Suite, suffix: str = "") -> str:

@@ -23,6 +23,18 @@ SWEEP_TIMEOUT_S = 180
 
 # -- the mechanism: a stop that a library swallowed still decides the exit code -------------------
 
+def _main_with_handler(monkeypatch, handler) -> int:
+    """`sbbench analyze` with its handler replaced; the process's signal handlers restored."""
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["analyze"].set_defaults(handler=handler)
+    try:
+        return cli.main(["analyze"])
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def test_a_swallowed_ctrl_c_still_exits_130(monkeypatch, capsys):
     def swallowing_command(args) -> int:
         try:
@@ -32,15 +44,7 @@ def test_a_swallowed_ctrl_c_still_exits_130(monkeypatch, capsys):
             pass  # what a finalizer or a library's cleanup can do to it
         return 0
 
-    parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
-    parser._subparsers._group_actions[0].choices["analyze"].set_defaults(
-        handler=swallowing_command)
-    try:
-        assert cli.main(["analyze"]) == 130
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert _main_with_handler(monkeypatch, swallowing_command) == 130
     assert "interrupted" in capsys.readouterr().err
 
 
@@ -53,15 +57,7 @@ def test_an_interrupt_turned_into_another_error_exits_with_the_signal_code(monke
             raise RuntimeError("Error: did not possess lock")  # Optuna's journal lock does this
         return 0
 
-    parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
-    parser._subparsers._group_actions[0].choices["analyze"].set_defaults(
-        handler=converting_command)
-    try:
-        assert cli.main(["analyze"]) == 143
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert _main_with_handler(monkeypatch, converting_command) == 143
     assert stop_signals.requested() == signal.SIGTERM
 
 
