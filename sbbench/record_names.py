@@ -37,6 +37,15 @@ TAG_SAMPLER = "sbbench.sampler"
 # never timed or compared.
 TAG_ROLE = "sbbench.role"
 ROLE_REFERENCE = "reference"
+# Two-stage studies (a `tuning:` section): each method is tuned on seeds that are never timed,
+# then timed with its own best setting on fresh seeds. Tuning runs are never compared; the
+# Traditional tuning runs at its chosen setting also carry TAG_ROLE=reference (they set the
+# factor targets of the timing stage).
+TAG_STAGE = "sbbench.stage"
+STAGE_TUNING = "tuning"
+STAGE_TIMING = "timing"
+TAG_TUNED_VALUES = "sbbench.tuned_values"      # timing runs: JSON {field: chosen value}
+TAG_TUNED_FROM = "sbbench.tuned_from"          # timing runs: how the values were chosen
 KIND_ANALYSIS = "analysis"                     # the analysis' own report runs
 KIND_BENCH = "bench"
 
