@@ -60,6 +60,12 @@ def parent_note(summary: dict, study: str, analysis_run_id: str | None,
     """Markdown for a sweep's parent run: the verdict table per workload and target, the
     targets and where they came from, n per arm, and where the full report is."""
     lines = [f"## sbbench sweep `{study}`", ""]
+    tuned = {m: t["settings"] for m, t in (summary.get("tuned_settings") or {}).items()}
+    if any(tuned.values()):
+        lines += ["Each method timed at its own tuned setting (chosen on seeds never timed): " +
+                  ", ".join(f"{m} " + ("; ".join(" ".join(f"{k}={v}" for k, v in
+                                                          sorted(s.items())) for s in settings)
+                                       or "not tuned") for m, settings in tuned.items()), ""]
     for workload in summary.get("workloads", []):
         lines.append(f"### {workload['label']}")
         for target in workload.get("targets", []):

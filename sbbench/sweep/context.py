@@ -41,6 +41,8 @@ class SweepContext:
             return [p for p in spec.grid_points() if spec.is_baseline(p)]
         if self.tuning_choice is None:
             return []
+        if spec.adopts_tuning:  # no tuning stage here: its own timed Traditional points
+            return [p for p in self.points() if spec.is_baseline(p)]
         from sbbench.sweep.tuning import configuration_key
 
         return [p for p in spec.tuning_points() if spec.is_baseline(p) and all(

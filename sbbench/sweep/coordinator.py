@@ -47,7 +47,7 @@ from sbbench.sweep.storage import (HEARTBEAT_INTERVAL_S, STATE_DIR, StorageUnava
 from sbbench.sweep.study import StudyError, StudySpec, point_key
 from sbbench.sweep.targets import Targets
 from sbbench.sweep.trial_process import start_server
-from sbbench.sweep.tuning_stage import TuningStage
+from sbbench.sweep.tuning_stage import TuningStage, adopt
 from sbbench.sweep.worker import TrialJob
 from sbbench.sweep.worker_pool import WorkerPool, device_settings
 
@@ -126,6 +126,7 @@ class Coordinator:
         # Checks before any compute: tracking store, storage, study directions.
         self.tracking_uri = tracking.resolve_tracking_uri(options.tracking.tracking_uri)
         tracking.check_tracking_reachable(self.tracking_uri)
+        adopted = adopt(spec, tracking.get_client(self.tracking_uri))
         storage_url = storage_url_for(options.storage, study_name)
         if options.join:
             check_shareable(storage_url)
@@ -164,7 +165,7 @@ class Coordinator:
                                     client=client, experiment=experiment)
         self.recovery = Recovery(self.context)
         self.targets = Targets(self.context)
-        self.tuning = TuningStage(self.context)
+        self.tuning = TuningStage(self.context, adopted)
         self.heartbeat = AwaitingHeartbeat(self.context)
         self.pool = WorkerPool(options.workers,
                                (STATE_DIR.parent / "logs" / study_name).resolve(),

@@ -21,6 +21,9 @@ A study file (YAML) declares:
                                      # or {kind: final_error_and_time}
     n_trials: 20                     # tpe; grid studies run every point
     pruning: false                   # tpe only
+    tuning:                          # optional: a two-stage study (see sweep/tuning.py)
+      grid: {lr: [0.025, 0.05, 0.1]} #   each method tuned on seeds never timed, then timed
+      seeds: [100, 101]              #   at its own best setting on `seeds`
 
 Method-specific fields apply only where they mean something (`METHOD_FIELDS`): a grid of
 method x beta x staleness runs traditional once per seed, sb once per beta, stale_sb once per
@@ -142,6 +145,11 @@ class StudySpec:
         if self.tuning is None:
             return None
         return "tuning" if point.get("seed") in self.tuning.seeds else "timing"
+
+    @property
+    def adopts_tuning(self) -> bool:
+        """Does the study time settings another study's tuning stage chose?"""
+        return self.tuning is not None and self.tuning.from_study is not None
 
     def choices_for(self, key: str, value: Any) -> list[Any]:
         """Every value a swept key takes in this study (an Optuna categorical distribution)."""
@@ -269,7 +277,8 @@ def _parse_tuning_section(raw: Any, path: str, sampler: str, objective: Objectiv
               f"Optuna study and its one objective; this one is {objective.kind})")
     methods = list(grid.get("method") or [base.get("method", RunConfig.method)])
     tuning = parse_tuning(raw, path, methods, seeds, set(grid) | {"method"}, error)
-    if objective.target_factor is not None and tuning.epochs not in (None, base.get("epochs")):
+    if tuning.from_study is None and objective.target_factor is not None and \
+            tuning.epochs not in (None, base.get("epochs")):
         error("tuning.epochs", tuning.epochs, f"the workload's epochs ({base.get('epochs')}) "
               "with a target_factor objective: the targets come from the tuning stage's "
               "Traditional runs at their chosen setting, which must train as long as the "

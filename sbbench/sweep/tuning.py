@@ -18,6 +18,12 @@ criterion over the tuning seeds (a diverged run counts as the worst possible sco
 the value listed first). The choice is fixed once every tuning point has a result, kept on the
 Optuna study (`tuning_choice`) and never recomputed, so a resumed sweep times what it chose.
 
+A study that cannot afford its own tuning stage (an ablation over many configurations) may adopt
+what another study's tuning stage chose, method by method, read from that study's timed runs in
+the tracking store before anything runs:
+
+    tuning: {from_study: mnist1d, adopt: [lr]}
+
 Tuned fields are nuisance hyperparameters: optimisation fields (lr, momentum, weight decay, the
 schedule, batch size) and a method's own fields. What the study measures (the method and its
 scientific grid, the workload) cannot be tuned.
@@ -33,6 +39,7 @@ from typing import Any
 
 CRITERIA = ("final_val_error", "time_to_target")
 TUNING_KEYS = ("grid", "methods", "seeds", "epochs", "criterion", "target_error")
+ADOPTING_KEYS = ("from_study", "adopt")
 TUNABLE_GROUPS = ("optim", "method")  # RunConfig field groups that hold nuisance settings
 WORST_SCORE = math.inf  # a diverged or failed tuning run: never chosen over one with a result
 
@@ -46,6 +53,7 @@ class TuningSpec:
     criterion: str = "final_val_error"
     target_error: float | None = None
     fields: tuple[str, ...] = field(default=())      # every tuned field, in a stable order
+    from_study: str | None = None                    # adopt that study's choice instead
 
     def values_for(self, method: str) -> dict[str, list[Any]]:
         """The tuning grid of one method: the shared grid with the method's own values over
@@ -76,6 +84,8 @@ def parse_tuning(raw: Any, path: str, methods: list[str], timing_seeds: list[int
 
     if not isinstance(raw, dict):
         error("tuning", raw, "a mapping with " + ", ".join(TUNING_KEYS))
+    if "from_study" in raw:
+        return _parse_adopting(raw, swept, error)
     for key in raw:
         if key not in TUNING_KEYS:
             error(f"tuning.{key}", raw[key], "one of " + ", ".join(TUNING_KEYS))
@@ -139,6 +149,68 @@ def parse_tuning(raw: Any, path: str, methods: list[str], timing_seeds: list[int
     return TuningSpec(grid=grid, per_method=per_method, seeds=list(seeds), epochs=epochs,
                       criterion=criterion, target_error=None if target is None else float(target),
                       fields=tuple(names))
+
+
+def _tunable_fields() -> list[str]:
+    from sbbench.config import config_fields
+
+    return sorted(f.name for f in config_fields()
+                  if f.metadata.get("group") in TUNABLE_GROUPS and f.name != "method")
+
+
+def _parse_adopting(raw: dict, swept: set[str], error) -> TuningSpec:
+    for key in raw:
+        if key not in ADOPTING_KEYS:
+            error(f"tuning.{key}", raw[key], "with from_study only " + ", ".join(ADOPTING_KEYS)
+                  + " (the other study's tuning stage already chose)")
+    name = raw["from_study"]
+    if not isinstance(name, str) or not name.strip():
+        error("tuning.from_study", name, "the name of a two-stage study whose timing stage ran")
+    adopt = raw.get("adopt")
+    tunable = _tunable_fields()
+    if not isinstance(adopt, list) or not adopt or not all(f in tunable for f in adopt):
+        error("tuning.adopt", adopt, "a non-empty list of tuned fields: " + ", ".join(tunable))
+    for name_ in adopt:
+        if name_ in swept:
+            error("tuning.adopt", adopt, f"fields the study does not sweep ({name_} is in its "
+                  "grid)")
+    return TuningSpec(grid={}, per_method={}, seeds=[], fields=tuple(sorted(set(adopt))),
+                      from_study=name)
+
+
+def adopted_choice(client, study: str, fields: tuple[str, ...], configurations: list[dict],
+                   error) -> tuple[dict[str, dict[str, Any]], str]:
+    """(configuration key -> adopted values, where they came from) for `tuning.from_study`:
+    each method takes the values its timed runs in `study` carry (`sbbench.tuned_values`)."""
+    from sbbench.record_names import (STAGE_TIMING, TAG_METHOD, TAG_STAGE, TAG_STUDY,
+                                      TAG_TUNED_VALUES)
+
+    by_method: dict[str, set[str]] = {}
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id],
+                                      filter_string=f"tags.`{TAG_STUDY}` = '{study}' and "
+                                      f"tags.`{TAG_STAGE}` = '{STAGE_TIMING}'"):
+            values = json.loads(run.data.tags.get(TAG_TUNED_VALUES, "{}"))
+            method = run.data.tags.get(TAG_METHOD) or run.data.params.get("method")
+            picked = {k: values[k] for k in fields if k in values}
+            by_method.setdefault(method, set()).add(json.dumps(picked, sort_keys=True))
+    if not by_method:
+        error("tuning.from_study", study, "a study whose timing stage has runs in this "
+              "tracking store (run it first)")
+    chosen = {}
+    for point in configurations:
+        method = point.get("method")
+        found = by_method.get(method, set())
+        if len(found) != 1:
+            error("tuning.from_study", study, f"a study with one tuned setting of "
+                  f"{', '.join(fields)} for {method} (it has {len(found)})")
+        values = json.loads(next(iter(found)))
+        missing = [k for k in fields if k not in values]
+        if missing:
+            error("tuning.adopt", list(fields), f"fields {study} tuned for {method} "
+                  f"(not {', '.join(missing)})")
+        chosen[configuration_key(point, fields)] = values
+    return chosen, f"adopted from the tuning stage of study {study}"
 
 
 # --- choosing ------------------------------------------------------------------------------------

@@ -17,14 +17,31 @@ from typing import Any
 
 from sbbench.sweep import trial_records as names
 from sbbench.sweep.context import SweepContext
-from sbbench.sweep.study import point_key
-from sbbench.sweep.tuning import (WORST_SCORE, Candidate, candidates_by_configuration, choose,
-                                  configuration_key)
+from sbbench.sweep.study import StudyError, StudySpec, point_key
+from sbbench.sweep.tuning import (WORST_SCORE, Candidate, adopted_choice,
+                                  candidates_by_configuration, choose, configuration_key)
+
+
+def adopt(spec: StudySpec, client) -> tuple[dict[str, dict[str, Any]], str] | None:
+    """A `tuning: {from_study: ...}` study's choice, read before anything is created or run (a
+    study that has not run yet fails here, exit 2); None for other studies."""
+    if not spec.adopts_tuning:
+        return None
+
+    def error(field_name, value, allowed):
+        raise StudyError(spec.path, field_name, value, allowed)
+
+    return adopted_choice(client, spec.tuning.from_study, spec.tuned_fields,
+                          spec.configurations(), error)
 
 
 class TuningStage:
-    def __init__(self, context: SweepContext):
+    def __init__(self, context: SweepContext,
+                 adopted: tuple[dict[str, dict[str, Any]], str] | None = None):
         self.context = context
+        self.adopted_from: str | None = None
+        if adopted is not None:
+            context.tuning_choice, self.adopted_from = adopted
 
     @property
     def active(self) -> bool:
@@ -102,6 +119,11 @@ class TuningStage:
         if stage == "tuning":
             return {names.TAG_STAGE: names.STAGE_TUNING}
         config = configuration_key(point, spec.tuned_fields)
+        if self.adopted_from is not None:
+            return {names.TAG_STAGE: names.STAGE_TIMING,
+                    names.TAG_TUNED_VALUES: json.dumps(self.context.tuning_choice[config],
+                                                       sort_keys=True),
+                    names.TAG_TUNED_FROM: self.adopted_from}
         record = json.loads(self.context.study.user_attrs[names.STUDY_ATTR_TUNING_CHOICE])
         chosen = record["chosen"][config]
         scores = ", ".join(f"{_values_text(c['values'])}: {_score_text(c['mean'])}"
@@ -147,4 +169,22 @@ def describe_choice(record: dict[str, Any], criterion: str) -> str:
                  f"{_score_text(c['mean'])}" for c in candidates]
         lines.append(f"  {label}: " + ", ".join(cells))
     lines.append("  (* chosen: timed on fresh seeds)")
+    lines += [f"  ! {edge}" for edge in choices_at_the_edge(record)]
     return "\n".join(lines)
+
+
+def choices_at_the_edge(record: dict[str, Any]) -> list[str]:
+    """Chosen numeric values that are the smallest or largest of three or more tried: the best
+    setting may lie outside the grid (widen it before trusting the comparison)."""
+    out = []
+    for config, candidates in record["candidates"].items():
+        chosen = record["chosen"][config]
+        label = " ".join(f"{k}={v}" for k, v in json.loads(config).items())
+        for key, value in chosen.items():
+            tried = sorted({c["values"].get(key) for c in candidates
+                            if isinstance(c["values"].get(key), (int, float))})
+            if len(tried) >= 3 and value in (tried[0], tried[-1]):
+                end = "largest" if value == tried[-1] else "smallest"
+                out.append(f"{label}: {key}={value} is the {end} value tried; the best may lie "
+                           "outside the tuning grid")
+    return out
