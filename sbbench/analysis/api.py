@@ -284,6 +284,9 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     figures, figure_notes = _figures(F, workloads, config_rows, comparisons, phase_rows,
                                      pareto_rows, selection_rows, profiles, fig_dir,
                                      options.seed)
+    tuning_figure = F.tuning_curves(loaded.tuning_runs, tuned, fig_dir)
+    if tuning_figure is not None:
+        figures.insert(0, tuning_figure)
     warnings += figure_notes
 
     summary = {**base_summary, "warnings": warnings, "target_source": target_source,

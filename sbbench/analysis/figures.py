@@ -454,3 +454,66 @@ def performance_profile_plot(profiles: list[dict], target_index: int,
     return Figure(path, f"Performance profiles (target #{target_index + 1})",
                   "Fraction of workloads where a configuration's median time to target is within "
                   "tau of the fastest configuration's.", "")
+
+
+def tuning_curves(tuning_runs, tuned: dict[str, dict], fig_dir: Path) -> Figure | None:
+    """A two-stage study's tuning stage: final validation error against each tuned value, one
+    line per method configuration (every tuning seed a dot, the mean a line), the value each
+    method was timed at ringed."""
+    import json
+    import math
+
+    from sbbench.analysis.grouping import method_name
+
+    fields = sorted({k for run in tuning_runs for k in json.loads(
+        run.tags.get(R.TAG_TUNED_VALUES, "{}"))} | {k for t in tuned.values()
+                                                    for s in t["settings"] for k in s})
+    numeric = [f for f in fields if all(_is_float(run.params.get(f)) for run in tuning_runs)]
+    if not tuning_runs or not numeric:
+        return None
+    key = numeric[0]
+    series: dict[str, list[tuple[float, float]]] = {}
+    for run in tuning_runs:
+        label = method_name(run.method) + "".join(
+            f" {k}={float(run.config[k]):g}" for k in sorted(run.config)
+            if k in ("beta", "staleness") and _is_float(run.config[k]))
+        value = run.metrics.get(R.M_FINAL_VAL)
+        error = float(value) if value is not None and run.outcome == R.OUTCOME_OK else math.nan
+        series.setdefault(label, []).append((float(run.params[key]), error))
+    plt, sns = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    colors = dict(zip(sorted(series), sns.color_palette("tab10", len(series))))
+    data = {}
+    for label, points in sorted(series.items()):
+        xs = sorted({x for x, _ in points})
+        means = [float(np.nanmean([e for x2, e in points if x2 == x])) for x in xs]
+        ax.scatter([x for x, _ in points], [e for _, e in points], color=colors[label], s=14,
+                   alpha=0.6)
+        ax.plot(xs, means, marker="o", color=colors[label], label=label)
+        method = next(r.method for r in tuning_runs if label.startswith(method_name(r.method)))
+        chosen = [s.get(key) for s in tuned.get(method, {}).get("settings", [])]
+        for x, mean in zip(xs, means):
+            if x in chosen:
+                ax.scatter([x], [mean], s=160, facecolors="none", edgecolors=colors[label],
+                           linewidths=2)
+        data[label] = {"x": xs, "mean_final_val_error": means, "chosen": chosen}
+    ax.set_xscale("log")
+    tried = sorted({x for points in series.values() for x, _ in points})
+    ax.set_xticks(tried, [f"{x:g}" for x in tried])
+    ax.minorticks_off()
+    ax.set_xlabel(key)
+    ax.set_ylabel("final validation error (tuning seeds)")
+    ax.set_title("Tuning stage: each method's error against its " + key)
+    ax.legend(fontsize=8)
+    path = _save(fig, fig_dir / "tuning.png")
+    return Figure(path, "Tuning stage", "Final validation error of every tuning run (dots) and "
+                  "their mean (line) against the tuned value; the ringed point is the value "
+                  "each method was timed at. Tuning seeds are never timed.", "", data)
+
+
+def _is_float(text) -> bool:
+    try:
+        float(text)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -91,6 +91,7 @@ class LoadedRuns:
     ignored: int = 0                            # not training runs (sweep parents, analyses)
     reference: list[RunRecord] = field(default_factory=list)  # tagged sbbench.role=reference
     tuning: int = 0     # a two-stage study's tuning runs (never compared), references apart
+    tuning_runs: list[RunRecord] = field(default_factory=list)  # all of them, for the figure
     experiment_names: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -245,12 +246,14 @@ def tuned_settings(runs: list[RunRecord]) -> dict[str, dict]:
 
 def load_runs(client, experiment_ids: list[str], parent_run_id: str | None = None,
               study: str | None = None) -> LoadedRuns:
-    kept, excluded, reference, ignored, tuning = [], [], [], 0, 0
+    kept, excluded, reference, ignored, tuning, tuning_runs = [], [], [], 0, 0, []
     for run in search_training_runs(client, experiment_ids, parent_run_id, study):
         rec = to_record(run)
         if rec is None:
             ignored += 1
             continue
+        if is_tuning(rec):
+            tuning_runs.append(rec)
         if is_tuning(rec) and not is_reference(rec):
             tuning += 1  # chose a setting; timing it on its own tuning seeds would be biased
             continue
@@ -273,7 +276,8 @@ def load_runs(client, experiment_ids: list[str], parent_run_id: str | None = Non
     kept.sort(key=lambda r: (r.workload_key, r.config_key, r.seed, r.run_id))
     excluded.sort(key=lambda r: (r.outcome, r.run_id))
     reference.sort(key=lambda r: (r.workload_key, r.config_key, r.seed, r.run_id))
-    return LoadedRuns(kept, excluded, ignored, reference=reference, tuning=tuning)
+    return LoadedRuns(kept, excluded, ignored, reference=reference, tuning=tuning,
+                      tuning_runs=tuning_runs)
 
 
 def with_curve(client, record: RunRecord) -> RunRecord:

@@ -107,6 +107,9 @@ def test_tuning_picks_the_planted_best_and_timing_uses_it_on_fresh_seeds(tmp_pat
     assert {m: t["values"] for m, t in summary["tuned_settings"].items()} == {
         "traditional": {"lr": GOOD_LR}, "sb": {"lr": GOOD_LR}}
     assert result.table_text.startswith("tuned settings")
+    (tuning_figure,) = [f for f in result.figures if f.path.name == "tuning.png"]
+    assert {label: data["chosen"] for label, data in tuning_figure.data.items()} == {
+        "Traditional": [GOOD_LR], "SB beta=2": [GOOD_LR]}
     assert all("reference" in w["target_source"] for w in summary["workloads"])
     assert not any(c["baseline_mismatch"] for c in summary["comparisons"])
 
