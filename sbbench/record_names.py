@@ -125,6 +125,9 @@ EXPERIMENT_KIND_MODEL_TRAINING = "custom_model_development"
 STUDY_ATTR_PARENT_RUN = "sbbench_parent_run_id"  # the sweep's parent run (joining machines use it)
 STUDY_ATTR_FILE = "sbbench_study_file"        # the study file's content (JSON) at creation
 STUDY_ATTR_DIGEST = "sbbench_study_digest"    # sha256 of that JSON
+# A two-stage study's choice, fixed once its tuning stage has every result: JSON with `chosen`
+# (configuration key -> tuned values) and `candidates` (every setting's scores and trials).
+STUDY_ATTR_TUNING_CHOICE = "sbbench_tuning_choice"
 ENV_DEVICE = "SBBENCH_DEVICE"                 # the device a worker was given (--devices)
 FAILURE_DUPLICATE = "duplicate"               # a point another machine popped first: void
 TAG_DEVICE_NAME = "sbbench.device_name"       # the hardware behind sbbench.device

@@ -196,7 +196,7 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     from sbbench.analysis import comparisons as C
     from sbbench.analysis import costs, figures as F
     from sbbench.analysis.grouping import group_runs
-    from sbbench.analysis.loading import load_runs
+    from sbbench.analysis.loading import is_tuning, load_runs, tuned_settings
     from sbbench.analysis.report import write_reports
     from sbbench.analysis.summary import full_table, write_summary
 
@@ -217,6 +217,7 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
         "options": asdict(options), "source": source, "alpha": R.ALPHA,
         "runs": {"kept": len(loaded.runs), "excluded": len(loaded.excluded),
                  "ignored": loaded.ignored, "reference": len(reference_runs),
+                 "tuning": loaded.tuning,
                  "by_outcome": loaded.counts()},
         "excluded_runs": [_run_line(r) for r in loaded.excluded],
     }
@@ -268,7 +269,11 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     censored = [{**_run_line(r), "label": cg.label, "workload": wl.label}
                 for wl in workloads for cg in wl.configs for r in cg.runs
                 if r.outcome in (R.OUTCOME_DIVERGED, R.OUTCOME_PRUNED)]
+    tuned = tuned_settings(loaded.runs)
     table_text = full_table(workload_rows, config_rows, comparisons)
+    if any(t["settings"] for t in tuned.values()):
+        tuning_runs = loaded.tuning + sum(is_tuning(r) for r in loaded.reference)
+        table_text = tuned_settings_text(tuned, tuning_runs) + "\n\n" + table_text
     if general_warnings:
         table_text += "\n\nwarnings:\n" + "\n".join(f"- {w}" for w in general_warnings)
 
@@ -288,7 +293,7 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
                "holm_family_size": sum(c["p_holm"] is not None for c in comparisons),
                "phases": phase_rows, "pareto": pareto_rows, "selection": selection_rows,
                "geometric_means": geomeans, "performance_profiles": profiles,
-               "censored_runs": censored,
+               "censored_runs": censored, "tuned_settings": tuned,
                "figures": [f.path.relative_to(out_dir).as_posix() for f in figures]}
     run_id = _start_analysis_run(client, experiment_ids[0], options) \
         if options.log_to_mlflow else None
@@ -304,6 +309,20 @@ def analyze(options: AnalyzeOptions) -> AnalysisResult:
     if run_id is not None:
         _finish_analysis_run(client, run_id, out_dir, summary)
     return AnalysisResult(summary, table_text, paths, run_id, figures)
+
+
+def tuned_settings_text(tuned: dict[str, dict], tuning_runs: int) -> str:
+    """The line above the tables of a two-stage study: what each method was timed with."""
+    from sbbench.analysis.grouping import method_name
+
+    parts = []
+    for method, entry in tuned.items():
+        settings = entry["settings"]
+        text = "not tuned" if not settings else "; ".join(
+            " ".join(f"{k}={v}" for k, v in sorted(s.items())) for s in settings)
+        parts.append(f"{method_name(method)} {text}")
+    return (f"tuned settings (each method timed at its own best setting from a tuning stage of "
+            f"{tuning_runs} run(s) on seeds never timed): " + ", ".join(parts))
 
 
 def underpowered_warnings(comparisons: list[dict]) -> list[str]:

@@ -152,10 +152,25 @@ def analyse_workload(wl: WorkloadGroup, *, n_resamples: int,
                 base, mismatch = match_baseline(cg, baselines)
                 if base is None:
                     continue
+                # Each method at its own tuned setting (a two-stage study) differs by design.
+                tuned = tuned_fields(cg) & tuned_fields(base)
+                mismatch = [m for m in mismatch if m not in tuned]
                 rng = rng_for(seed, wl.key, cg.key, base.key, target.index)
                 comparisons.append(compare(wl, outcomes[cg.key], outcomes[base.key], mismatch,
                                            n_resamples=n_resamples, rng=rng))
     return configs_out, comparisons
+
+
+def tuned_fields(cg) -> set[str]:
+    """The fields a configuration's runs were tuned on (sbbench.tuned_values), if any."""
+    import json
+
+    fields: set[str] = set()
+    for run in cg.runs:
+        text = run.tags.get(R.TAG_TUNED_VALUES)
+        if text:
+            fields |= set(json.loads(text))
+    return fields
 
 
 PRIMARY_TARGET_INDEX = 0   # the first target: the one confirmatory comparisons are made at

@@ -90,6 +90,7 @@ class LoadedRuns:
     excluded: list[RunRecord]                   # error, interrupted, running, no data
     ignored: int = 0                            # not training runs (sweep parents, analyses)
     reference: list[RunRecord] = field(default_factory=list)  # tagged sbbench.role=reference
+    tuning: int = 0     # a two-stage study's tuning runs (never compared), references apart
     experiment_names: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
@@ -220,13 +221,38 @@ def is_reference(record: RunRecord) -> bool:
     return record.tags.get(R.TAG_ROLE, "").lower() == R.ROLE_REFERENCE
 
 
+def is_tuning(record: RunRecord) -> bool:
+    """A two-stage study's tuning run: it chose a setting and is never timed."""
+    return record.tags.get(R.TAG_STAGE, "") == R.STAGE_TUNING
+
+
+def tuned_settings(runs: list[RunRecord]) -> dict[str, dict]:
+    """Each method's tuned setting, from its timed runs' tags: method -> {values, source}
+    (values None: the method's runs were not tuned)."""
+    out: dict[str, dict] = {}
+    for run in runs:
+        text = run.tags.get(R.TAG_TUNED_VALUES)
+        entry = out.setdefault(run.method, {"values": None, "source": None, "settings": []})
+        if text is None:
+            continue
+        values = json.loads(text)
+        if values not in entry["settings"]:
+            entry["settings"].append(values)
+        entry["values"] = entry["settings"][0] if len(entry["settings"]) == 1 else None
+        entry["source"] = run.tags.get(R.TAG_TUNED_FROM)
+    return out
+
+
 def load_runs(client, experiment_ids: list[str], parent_run_id: str | None = None,
               study: str | None = None) -> LoadedRuns:
-    kept, excluded, reference, ignored = [], [], [], 0
+    kept, excluded, reference, ignored, tuning = [], [], [], 0, 0
     for run in search_training_runs(client, experiment_ids, parent_run_id, study):
         rec = to_record(run)
         if rec is None:
             ignored += 1
+            continue
+        if is_tuning(rec) and not is_reference(rec):
+            tuning += 1  # chose a setting; timing it on its own tuning seeds would be biased
             continue
         if is_reference(rec):
             # only Traditional reference runs set targets: the others need no curve
@@ -247,7 +273,7 @@ def load_runs(client, experiment_ids: list[str], parent_run_id: str | None = Non
     kept.sort(key=lambda r: (r.workload_key, r.config_key, r.seed, r.run_id))
     excluded.sort(key=lambda r: (r.outcome, r.run_id))
     reference.sort(key=lambda r: (r.workload_key, r.config_key, r.seed, r.run_id))
-    return LoadedRuns(kept, excluded, ignored, reference=reference)
+    return LoadedRuns(kept, excluded, ignored, reference=reference, tuning=tuning)
 
 
 def with_curve(client, record: RunRecord) -> RunRecord:

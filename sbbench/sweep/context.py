@@ -23,6 +23,29 @@ class SweepContext:
     experiment: str | None     # None: the experiment of `mlflow run`
     parent_run_id: str | None = None
     attempted: set[str] = field(default_factory=set)  # grid points launched by this invocation
+    # A two-stage study's chosen settings (configuration key -> values), once its tuning stage
+    # has every result (`tuning_stage.TuningStage`); None before, and for plain studies.
+    tuning_choice: dict[str, dict[str, Any]] | None = None
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every point the sweep runs as far as it is known now (a two-stage study's timed
+        points appear once its tuning stage has chosen)."""
+        return self.spec.points(self.tuning_choice)
+
+    def baseline_points(self) -> list[dict[str, Any]]:
+        """The Traditional points whose final validation errors set the factor targets: a plain
+        study's own; a two-stage study's Traditional tuning runs at the chosen setting (seeds
+        that are never timed)."""
+        spec = self.spec
+        if spec.tuning is None:
+            return [p for p in spec.grid_points() if spec.is_baseline(p)]
+        if self.tuning_choice is None:
+            return []
+        from sbbench.sweep.tuning import configuration_key
+
+        return [p for p in spec.tuning_points() if spec.is_baseline(p) and all(
+            p.get(k) == v for k, v in
+            self.tuning_choice[configuration_key(p, spec.tuned_fields)].items())]
 
     @property
     def shared_by_machines(self) -> bool:
@@ -80,7 +103,7 @@ class SweepContext:
             taken |= {k for k in self.attempted if k not in interrupted or k in errored}
         else:
             taken |= self.attempted
-        return [p for p in self.spec.grid_points() if point_key(p) not in taken]
+        return [p for p in self.points() if point_key(p) not in taken]
 
     def experiment_ids(self) -> list[str]:
         """Where this study's runs can be: the parent's experiment and the named one."""

@@ -47,6 +47,7 @@ from sbbench.sweep.storage import (HEARTBEAT_INTERVAL_S, STATE_DIR, StorageUnava
 from sbbench.sweep.study import StudyError, StudySpec, point_key
 from sbbench.sweep.targets import Targets
 from sbbench.sweep.trial_process import start_server
+from sbbench.sweep.tuning_stage import TuningStage
 from sbbench.sweep.worker import TrialJob
 from sbbench.sweep.worker_pool import WorkerPool, device_settings
 
@@ -163,6 +164,7 @@ class Coordinator:
                                     client=client, experiment=experiment)
         self.recovery = Recovery(self.context)
         self.targets = Targets(self.context)
+        self.tuning = TuningStage(self.context)
         self.heartbeat = AwaitingHeartbeat(self.context)
         self.pool = WorkerPool(options.workers,
                                (STATE_DIR.parent / "logs" / study_name).resolve(),
@@ -271,8 +273,7 @@ class Coordinator:
 
     def _suggest_point(self, trial, point: dict[str, Any]) -> dict[str, Any]:
         for key, value in point.items():
-            spec = self.context.spec
-            choices = spec.seeds if key == "seed" else spec.grid.get(key, [value])
+            choices = self.context.spec.choices_for(key, value)
             if all(isinstance(c, (str, int, float, bool)) or c is None for c in choices):
                 trial.suggest_categorical(key, choices)  # a list value (lr_milestones) is
                 # not a categorical choice: it stays in the point attribute only
@@ -307,7 +308,10 @@ class Coordinator:
     # -- running them -----------------------------------------------------------------------------
 
     def _threads_per_worker(self) -> int:
-        return max(1, (os.cpu_count() or 1) // max(1, self.options.workers))
+        # The cores this process may use (taskset, a Slurm or container cpuset), not the host's.
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            (os.cpu_count() or 1)
+        return max(1, usable // max(1, self.options.workers))
 
     def _launch(self, trial, point: dict[str, Any]) -> None:
         spec = self.context.spec
@@ -316,7 +320,8 @@ class Coordinator:
         config = spec.config_for({**point, "num_threads": values["num_threads"]})
         # The worker gets the target resolved (None: a Traditional trial whose study does not
         # know its target yet; it waits for it).
-        objective = {**asdict(spec.objective), "target_error": self.targets.target_for(point)}
+        objective = self.tuning.objective_for(point) or {
+            **asdict(spec.objective), "target_error": self.targets.target_for(point)}
         device = self.pool.next_device()
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
         if device is not None:
@@ -328,7 +333,8 @@ class Coordinator:
                        trial_number=trial.number, config=config.to_dict(),
                        objective=objective, tracking_uri=self.tracking_uri,
                        experiment=self.context.experiment, pruning=spec.pruning,
-                       launched_at=time.time(), device=device)
+                       launched_at=time.time(), device=device,
+                       tags=self.tuning.tags_for(point))
         if is_database(self.tracking_uri):
             # A worker talking to the tracking database directly: a small pool, like Optuna's
             # (MLflow's default of 5 + 10 per process would exhaust PostgreSQL's 100).
@@ -421,7 +427,8 @@ class Coordinator:
                   "will be re-run", file=sys.stderr)
         total = self.options.n_trials or context.spec.total_trials
         if context.spec.sampler != "tpe":
-            total = min(total, len(context.spec.grid_points()))
+            total = min(total, context.spec.total_trials)
+        self.tuning.advance()  # a resumed two-stage study whose tuning stage is done
         already = min(total, self._finished_in_scope())
         bar = tqdm(total=total, initial=already, unit="trial", desc=context.study_name,
                    disable=not self.options.progress, dynamic_ncols=True,
@@ -429,6 +436,11 @@ class Coordinator:
                    mininterval=0.5 if sys.stderr.isatty() else 60.0)
         try:
             self._run_trials(total, bar)
+            missing = self.tuning.missing_count()
+            if missing and not self.options.n_trials:
+                print(f"sbbench sweep: the tuning stage has {missing} point(s) without a result "
+                      "(a run failed with an error); the timing stage starts once they have "
+                      "one (run the same command again)", file=sys.stderr)
             waiting = self.targets.waiting_count()
             if waiting:
                 print(f"sbbench sweep: {waiting} finished trial(s) wait for their target: "
@@ -460,6 +472,7 @@ class Coordinator:
         """Keep the pool full until `total` trials have a result (or the grid is exhausted)."""
         while True:
             bar.update(self._reap())
+            self.tuning.advance()
             self.targets.resolve()
             self.targets.tell_awaiting(self.pool.trial_numbers)
             self.heartbeat.beat()
@@ -553,7 +566,7 @@ class Coordinator:
             return sum(1 for t in self.context.trials() if t.state in (
                 TrialState.COMPLETE, TrialState.PRUNED) or (
                 t.state == TrialState.FAIL and not t.user_attrs.get(names.ATTR_INTERRUPTED)))
-        keys = {point_key(p) for p in self.context.spec.grid_points()}
+        keys = {point_key(p) for p in self.context.points()}
         return sum(1 for t in self.context.trials() if self.context.is_finished(t)
                    and t.user_attrs.get(names.ATTR_POINT) in keys)
 

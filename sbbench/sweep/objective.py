@@ -27,6 +27,8 @@ def objective_values(objective: Objective, curve: list[dict[str, float]],
             raise ValueError("time_to_target needs a resolved target_error")
         value, censored = time_to_target(curve, objective.target_error)
         return [value], {"censored": censored, "target_error": objective.target_error}
+    if objective.kind == "final_val_error":  # a two-stage study's tuning trials
+        return [final["final_val_error"]], {}
     return [final["final_val_error"], final["total_train_time_s"]], {}
 
 

@@ -40,11 +40,12 @@ import yaml
 from sbbench.config import ConfigError, RunConfig, config_fields
 from sbbench.method_fields import ALL_METHOD_FIELDS, METHOD_FIELDS
 from sbbench.method_fields import applies as _applies
+from sbbench.sweep.tuning import TuningSpec, parse_tuning
 
 SAMPLERS = ("grid", "bruteforce", "tpe")
 OBJECTIVES = ("time_to_target", "final_error_and_time")
 TOP_LEVEL = ("name", "description", "sampler", "workload", "fixed", "grid", "ranges", "seeds",
-             "repeats", "objective", "n_trials", "pruning")
+             "repeats", "objective", "n_trials", "pruning", "tuning")
 RANGE_KEYS = ("low", "high", "log", "step")
 CENSORED_PENALTY = 2.0  # a run that never reaches the target scores budget x this
 BASELINE_METHOD = "traditional"  # what target_factor multiplies (the paper's rule)
@@ -82,27 +83,75 @@ class StudySpec:
     n_trials: int | None
     pruning: bool
     text: str = field(repr=False, default="")
+    tuning: TuningSpec | None = None     # a two-stage study: tune each method, then time it
 
-    def grid_points(self) -> list[dict[str, Any]]:
-        """Every configuration x seed, with method-specific dimensions dropped where they mean
-        nothing (and duplicates that creates removed)."""
+    def configurations(self) -> list[dict[str, Any]]:
+        """Every configuration of the grid, with method-specific dimensions dropped where they
+        mean nothing (and the duplicates that creates removed)."""
         names = [n for n in self.grid if n != "seed"]
-        configurations = []
+        configurations, seen = [], set()
         for values in itertools.product(*(self.grid[n] for n in names)):
             point = dict(zip(names, values))
             method = point.get("method", self.base.get("method", RunConfig.method))
-            configurations.append({k: v for k, v in point.items() if _applies(k, method)})
-        points, seen = [], set()
+            point = {k: v for k, v in point.items() if _applies(k, method)}
+            if point_key(point) not in seen:
+                seen.add(point_key(point))
+                configurations.append(point)
+        return configurations
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every configuration x seed (the timed points, without tuned values)."""
         # Seed-major order: every configuration of seed 0, then of seed 1, ... so machine load
         # and clock drift hit all methods alike instead of one method's whole block.
-        for seed in self.seeds:
-            for point in configurations:
-                full = {**point, "seed": seed}
-                key = point_key(full)
-                if key not in seen:
-                    seen.add(key)
-                    points.append(full)
-        return points
+        return [{**point, "seed": seed} for seed in self.seeds for point in self.configurations()]
+
+    # -- two-stage studies ------------------------------------------------------------------------
+
+    @property
+    def tuned_fields(self) -> tuple[str, ...]:
+        return self.tuning.fields if self.tuning else ()
+
+    def tuning_points(self) -> list[dict[str, Any]]:
+        """The tuning stage: every configuration x its tuning setting x tuning seed."""
+        if self.tuning is None:
+            return []
+        epochs = self.tuning.epochs
+        override = {} if epochs is None or epochs == self.base.get("epochs") else \
+            {"epochs": epochs}
+        return [{**point, **setting, **override, "seed": seed}
+                for seed in self.tuning.seeds for point in self.configurations()
+                for setting in self.tuning.settings_for(self.method_of(point))]
+
+    def timing_points(self, chosen: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """The timed points, each configuration at its chosen setting (configuration key ->
+        values, `sweep.tuning.configuration_key`)."""
+        from sbbench.sweep.tuning import configuration_key
+
+        return [{**point, **chosen[configuration_key(point, self.tuned_fields)]}
+                for point in self.grid_points()]
+
+    def points(self, chosen: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """What the sweep runs, in order: a plain study's grid; a two-stage study's tuning
+        points, then (once `chosen` is known) its timed points."""
+        if self.tuning is None:
+            return self.grid_points()
+        return self.tuning_points() + (self.timing_points(chosen) if chosen is not None else [])
+
+    def stage_of(self, point: dict[str, Any]) -> str | None:
+        """tuning / timing in a two-stage study (the seeds tell: the two sets are disjoint)."""
+        if self.tuning is None:
+            return None
+        return "tuning" if point.get("seed") in self.tuning.seeds else "timing"
+
+    def choices_for(self, key: str, value: Any) -> list[Any]:
+        """Every value a swept key takes in this study (an Optuna categorical distribution)."""
+        if key == "seed":
+            return list(self.seeds) + (list(self.tuning.seeds) if self.tuning else [])
+        choices = list(self.grid.get(key, []))
+        if key in self.tuned_fields:
+            for values in [self.tuning.grid, *self.tuning.per_method.values()]:
+                choices += [v for v in values.get(key, []) if v not in choices]
+        return choices or [value]
 
     def config_for(self, point: dict[str, Any]) -> RunConfig:
         return RunConfig.from_dict({**self.base, **point}, source=self.path)
@@ -118,7 +167,8 @@ class StudySpec:
         method-specific fields and the seed (Traditional at label_noise 0.1 sets the target of
         every method at label_noise 0.1)."""
         return point_key({k: v for k, v in point.items()
-                          if k not in ("method", "seed") and k not in ALL_METHOD_FIELDS})
+                          if k not in ("method", "seed") and k not in ALL_METHOD_FIELDS
+                          and k not in self.tuned_fields})
 
     def methods(self) -> list[str]:
         return list(self.grid.get("method") or [self.base.get("method", RunConfig.method)])
@@ -127,7 +177,7 @@ class StudySpec:
     def total_trials(self) -> int:
         if self.sampler == "tpe":
             return self.n_trials or 0
-        return len(self.grid_points())
+        return len(self.tuning_points()) + len(self.grid_points())
 
 
 
@@ -192,13 +242,39 @@ def parse_study(raw: dict[str, Any], path: str = "<study>", text: str = "") -> S
         raise StudyError(path, "n_trials", n_trials, "an integer >= 1")
     if sampler == "tpe" and n_trials is None:
         raise StudyError(path, "n_trials", None, "an integer >= 1 for a tpe study")
+    tuning = None
+    if raw.get("tuning") is not None:
+        tuning = _parse_tuning_section(raw["tuning"], path, sampler, objective, base, grid,
+                                       seeds)
     spec = StudySpec(path=path, name=name, description=str(raw.get("description", "")),
                      sampler=sampler, base=base, grid=grid, ranges=ranges, seeds=seeds,
-                     objective=objective, n_trials=n_trials, pruning=pruning, text=text)
+                     objective=objective, n_trials=n_trials, pruning=pruning, text=text,
+                     tuning=tuning)
     _validate_points(spec)
     _validate_dimensions_mean_something(spec)
     _validate_target_rule(spec)
     return spec
+
+
+def _parse_tuning_section(raw: Any, path: str, sampler: str, objective: Objective,
+                          base: dict[str, Any], grid: dict[str, list[Any]],
+                          seeds: list[int]) -> TuningSpec:
+    def error(field_name: str, value: Any, allowed: str):
+        raise StudyError(path, field_name, value, allowed)
+
+    if sampler != "grid":
+        error("tuning", "...", f"a tuning stage in a grid study (this one is {sampler})")
+    if objective.kind != "time_to_target":
+        error("tuning", "...", "a tuning stage in a time_to_target study (the stages share one "
+              f"Optuna study and its one objective; this one is {objective.kind})")
+    methods = list(grid.get("method") or [base.get("method", RunConfig.method)])
+    tuning = parse_tuning(raw, path, methods, seeds, set(grid) | {"method"}, error)
+    if objective.target_factor is not None and tuning.epochs not in (None, base.get("epochs")):
+        error("tuning.epochs", tuning.epochs, f"the workload's epochs ({base.get('epochs')}) "
+              "with a target_factor objective: the targets come from the tuning stage's "
+              "Traditional runs at their chosen setting, which must train as long as the "
+              "timed runs")
+    return tuning
 
 
 def _validate_dimensions_mean_something(spec: StudySpec) -> None:
@@ -341,7 +417,7 @@ def _validate_points(spec: StudySpec) -> None:
             for point in spec.grid_points() or [{}]:
                 spec.config_for(point)
         else:
-            for point in spec.grid_points():
+            for point in spec.grid_points() + spec.tuning_points():
                 spec.config_for(point)
     except ConfigError as err:
         raise StudyError(spec.path, err.field_name, err.value, err.allowed) from None

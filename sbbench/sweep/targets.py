@@ -50,9 +50,8 @@ class Targets:
             if key:
                 by_point.setdefault(key, []).append(trial)
         settings: dict[str, list[dict[str, Any]]] = {}
-        for point in self.context.spec.grid_points():
-            if self.context.spec.is_baseline(point):
-                settings.setdefault(self.context.spec.setting_key(point), []).append(point)
+        for point in self.context.baseline_points():
+            settings.setdefault(self.context.spec.setting_key(point), []).append(point)
         for setting, baselines in settings.items():
             if self.target_for(baselines[0]) is not None:
                 continue
@@ -78,9 +77,10 @@ class Targets:
                                                               finals[middle]) / 2
             target = self.context.spec.objective.target_factor * median
             self.context.study.set_user_attr(names.STUDY_ATTR_TARGET + setting, target)
+            source = " of the tuning stage (never timed)" if self.context.spec.tuning else ""
             print(f"sbbench sweep: target for {setting} = {target:.4g} "
-                  f"({self.context.spec.objective.target_factor:g} x median final validation error of "
-                  f"{len(finals)} Traditional run(s))", file=sys.stderr)
+                  f"({self.context.spec.objective.target_factor:g} x median final validation "
+                  f"error of {len(finals)} Traditional run(s){source})", file=sys.stderr)
 
     def tell_awaiting(self, local_trials: set[int]) -> int:
         """Tell Optuna the value of each waiting trial whose target is now known."""

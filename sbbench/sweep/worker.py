@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -32,6 +32,7 @@ class TrialJob:
     pruning: bool = False
     launched_at: float | None = None  # the coordinator's time.time() when it started the process
     device: str | None = None  # the device --devices gave this trial (cuda:2), recorded as a tag
+    tags: dict[str, str] = field(default_factory=dict)  # more tags (a two-stage study's stage)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -95,6 +96,7 @@ def run_trial(job: TrialJob) -> int:
     def stop_if_requested(metrics: dict[str, float]) -> None:
         stop_signals.raise_if_requested()
 
+    stage_prefix = "tune-" if job.tags.get(names.TAG_STAGE) == names.STAGE_TUNING else ""
     hooks = {"on_evaluation": stop_if_requested}
     if job.pruning:
         trial = optuna.trial.Trial(study, trial_id)
@@ -112,9 +114,10 @@ def run_trial(job: TrialJob) -> int:
         result = execute_run(
             config, TrackingOptions(job.tracking_uri, job.experiment),
             parent_run_id=os.environ.get(names.ENV_PARENT_RUN_ID),
-            run_name=f"{job.study_name}-t{job.trial_number}-{default_run_name(config)}",
+            run_name=f"{job.study_name}-t{job.trial_number}-{stage_prefix}"
+                     f"{default_run_name(config)}",
             extra_tags={names.TAG_STUDY: job.study_name, names.TAG_TRIAL: str(job.trial_number),
-                        **({TAG_DEVICE: job.device} if job.device else {})},
+                        **({TAG_DEVICE: job.device} if job.device else {}), **job.tags},
             progress=False,
             on_run_created=run_created, **hooks)
     except RunDiverged as err:

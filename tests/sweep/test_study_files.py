@@ -19,7 +19,8 @@ def test_shipped_studies_are_valid(path):
     spec = load_study(path)
     assert spec.total_trials >= 1
     if spec.sampler != "tpe":
-        assert len({str(p) for p in spec.grid_points()}) == spec.total_trials
+        points = spec.grid_points() + spec.tuning_points()
+        assert len({str(p) for p in points}) == spec.total_trials
 
 
 def test_required_studies_exist():
