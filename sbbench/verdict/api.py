@@ -152,16 +152,19 @@ def render(options: VerdictOptions, studies: dict[str, Study], client,
         "(training clock, evaluation excluded); `<=`/`>=`: a bound (runs that never reached "
         "the target)."), "",
         *D.claim_table(claim_rows), "",
+        D.source_line(main, command), "", D.source_line(noise, command), "",
         "## Verdict rules", "", rules.RULES_MARKDOWN, "",
         "## The tight target", "",
         ("The same speedup claims at 1.1 x Traditional's median final validation error "
         "(exploratory: a conclusion that flips here hangs on the target)."), "",
         *D.claim_table(tight), "",
+        D.source_line(main, command), "",
         "## SB against Random: does the selection itself help?", "",
         ("Random keeps the same expected share of examples as SB at the same beta, chosen "
         "without looking at the loss. SB faster than Random means the choice of examples, not "
         "only doing fewer backward passes, saves time (exploratory)."), "",
         *D.claim_table(random_rows), "",
+        D.source_line(main, command), "",
         "## Robustness to randomized labels", "",
         ("SB against Traditional at each noise rate of the label_noise study, primary target; "
         "Holm over the rates from 0.1% to 20% (0% shown for reference, not in the family)."),
@@ -171,11 +174,13 @@ def render(options: VerdictOptions, studies: dict[str, Study], client,
                  [[f"{r.extra.get('label_noise', 0):.1%}", r.speedup, r.p, r.n,
                    _diff(r.extra.get("final_error_diff")), r.verdict, r.seeds]
                   for r in per_rate] or [["-", "-", "-", "-", "-", rules.NOT_RUN, "-"]]), "",
+        D.source_line(noise, command), "",
         "## What SB spends its backward passes on", "",
         (f"Hard examples (main study): {hard.speedup}; verdict **{hard.verdict}** "
         f"({hard.reason})."), "",
         "Mislabelled examples (label_noise study; exploratory):", "",
         *D.noisy_section(noisy), "",
+        D.source_line(noise, command), "",
         "## Tuned settings", "",
         ("Each method's setting in the timed runs, from their `sbbench.tuned_values` tags "
         "(two-stage studies tune each method on seeds that are never timed)."), "",

@@ -112,7 +112,7 @@ def studies_section(studies: dict[str, Study]) -> list[str]:
         s = studies[role]
         if s.parent_run_id is None or not s.ran:
             rows.append([role, STUDY_PURPOSE[role], rules.NOT_RUN, s.parent_run_id, "-", "-",
-                         "-", "-", s.note])
+                         "-", "-", "-", s.note])
             continue
         timing = s.compute("timing") if any(c.stage for c in s.children) else s.compute()
         tuning = s.compute("tuning")
@@ -123,10 +123,11 @@ def studies_section(studies: dict[str, Study]) -> list[str]:
                      f"`{s.analysis_run_id}`" if s.analysis_run_id else "not logged", runs,
                      seconds(s.wall_time_s), seconds(total["train_time_s"]) +
                      (f" (tuning {seconds(tuning['train_time_s'])})" if tuning["runs"] else ""),
-                     s.note or s.parent_status])
+                     seconds(total["wall_time_s"]), s.note or s.parent_status])
     return table(["study", "what it answers", "status", "sweep parent run", "analysis run",
                   "training runs", "wall time (parent run)", ("training compute (sum of "
-                  "total_train_time_s)"), "note"], rows)
+                  "total_train_time_s)"), "sum of the runs' wall time (total_wall_time_s)",
+                  "note"], rows)
 
 
 def tuned_section(studies: dict[str, Study]) -> list[str]:
@@ -270,6 +271,15 @@ def reproduce_section(studies: dict[str, Study], command: str, uri_flag: str,
             out.append(f"# {role}: not run yet (sbbench sweep --study studies/{role}.yaml)")
     out += ["```"]
     return out
+
+
+def source_line(study: Study, command: str) -> str:
+    """Where a table's numbers come from and the commands that reproduce it."""
+    if study.parent_run_id is None or not study.ran:
+        return f"_Source: study {study.role}, {rules.NOT_RUN}._"
+    return (f"_Source: study {study.role} (sweep parent run `{study.parent_run_id}`, analysis "
+            f"run `{study.analysis_run_id or 'not logged'}`); reproduce: `{command}` (its "
+            f"analysis alone: `sbbench analyze --parent-run {study.parent_run_id}`)._")
 
 
 def figures_section(copied: dict[str, list[Path]], doc_dir: Path,

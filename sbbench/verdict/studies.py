@@ -203,4 +203,7 @@ def load_study(client, experiment_ids: list[str], role: str, value: str, uri: st
         study.note = f"analysis reused from MLflow run {study.analysis_run_id}"
     else:
         run_analysis(study, uri, out_dir, resamples=resamples, seed=seed, log=log)
+    if not study.ran:
+        study.note = (f"{len(finished)} finished training runs, no comparison yet (no "
+                      "Traditional run finished, or only one method ran)")
     return study
