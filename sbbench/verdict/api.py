@@ -39,6 +39,7 @@ class VerdictOptions:
     seed: int = 0
     log_to_mlflow: bool = True              # the analyses' MLflow runs
     reuse_analysis: bool = False            # the latest finished analysis run of each sweep
+    include_unfinished: bool = False        # analyse sweeps whose parent run has not finished
 
 
 @dataclass
@@ -80,6 +81,8 @@ def command_line(options: VerdictOptions, studies: dict[str, Study]) -> str:
               "--seed", str(options.seed)]
     if options.reuse_analysis:
         parts.append("--reuse-analysis")
+    if options.include_unfinished:
+        parts.append("--include-unfinished")
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -95,7 +98,8 @@ def verdict(options: VerdictOptions) -> VerdictResult:
     studies = {role: load_study(client, experiment_ids, role,
                                 options.study_runs.get(role, role), uri, work_dir,
                                 resamples=options.resamples, seed=options.seed,
-                                log=options.log_to_mlflow, reuse=options.reuse_analysis)
+                                log=options.log_to_mlflow, reuse=options.reuse_analysis,
+                                include_unfinished=options.include_unfinished)
                for role in STUDY_ROLES}
     out = Path(options.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -232,6 +236,9 @@ def add_verdict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reuse-analysis", action="store_true",
                         help="use each sweep's latest finished analysis run instead of "
                         "analysing again")
+    parser.add_argument("--include-unfinished", action="store_true",
+                        help="analyse a sweep whose parent run has not finished (running or "
+                        "interrupted) instead of calling it not run yet")
     parser.add_argument("--no-log", action="store_true",
                         help="do not log the analyses as MLflow runs")
 
@@ -241,7 +248,8 @@ def options_from_args(args: argparse.Namespace) -> VerdictOptions:
                           tracking_uri=args.tracking_uri, experiment=args.experiment,
                           out=args.out, work_dir=args.work_dir, resamples=args.resamples,
                           seed=args.seed, log_to_mlflow=not args.no_log,
-                          reuse_analysis=args.reuse_analysis)
+                          reuse_analysis=args.reuse_analysis,
+                          include_unfinished=args.include_unfinished)
 
 
 def run_verdict_command(args: argparse.Namespace) -> int:

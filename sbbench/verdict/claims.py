@@ -162,7 +162,16 @@ def p_text(p: float | None, adjusted: bool) -> str:
     return text + (" (Holm)" if adjusted else " (raw, exploratory)")
 
 
+def _censored_median(value) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
 def _seeds(measured: Measured, factor: float, family_size: int) -> tuple[str, int | None]:
+    row = measured.row
+    if _censored_median(row.get("median_time_s")) or \
+            _censored_median(row.get("median_time_baseline_s")):
+        return ("no estimate: the median run of an arm never reached the target (more seeds "
+                "will not change that; a longer budget may)"), None
     n, why = power.seeds_to_settle(measured.row.get("speedup"), factor, measured.sd_log,
                                    family_size)
     if n is None:

@@ -8,6 +8,7 @@ import math
 import shutil
 from pathlib import Path
 
+from sbbench import record_names as N
 from sbbench.analysis.grouping import method_name
 from sbbench.verdict import rules
 from sbbench.verdict.claims import ClaimRow
@@ -197,10 +198,12 @@ def workload_line(studies: dict[str, Study]) -> str:
         found = sorted({get(c) for c in runs} - {"", None})
         return ", ".join(found) if found else "unknown"
 
+    device = values(lambda c: c.tags.get(N.TAG_DEVICE))
+    hardware = values(lambda c: c.tags.get(N.TAG_DEVICE_NAME))
+    if hardware not in ("unknown", device):
+        device += f" ({hardware})"
     return (f"dataset {values(lambda c: c.params.get('dataset'))}, model "
-            f"{values(lambda c: c.params.get('model'))}, device "
-            f"{values(lambda c: c.tags.get('sbbench.device'))} "
-            f"({values(lambda c: c.tags.get('sbbench.device_name'))}), "
+            f"{values(lambda c: c.params.get('model'))}, device {device}, "
             f"{values(lambda c: _shown(c.params.get('num_threads', '')))} thread(s), "
             f"{values(lambda c: c.params.get('epochs'))} epochs")
 

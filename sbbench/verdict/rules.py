@@ -132,7 +132,9 @@ Every verdict follows these rules; alpha = {ALPHA}.
   to detect the observed speedup (or, when the observed speedup is below the claimed c, at
   which the 95% interval is expected to exclude c), normal approximation on log times with
   Mann-Whitney's efficiency 3/pi, and never below what a rank test needs to reach that alpha.
-  The smaller of the two applies. It is an estimate from the runs at hand, not a promise.
+  The smaller of the two applies. It is an estimate from the runs at hand, not a promise. No
+  estimate is given when the median run of either arm never reached the target: more seeds do
+  not change that, a longer budget may.
 - **not run yet**: the study has no finished runs in the tracking store; the rows fill in when
   `sbbench verdict` is run again after it finishes.
 """

@@ -182,7 +182,7 @@ def run_analysis(study: Study, uri: str, out_dir: Path, *, resamples: int, seed:
 
 def load_study(client, experiment_ids: list[str], role: str, value: str, uri: str,
                work_dir: Path, *, resamples: int, seed: int, log: bool,
-               reuse: bool) -> Study:
+               reuse: bool, include_unfinished: bool = False) -> Study:
     parent = find_parent(client, experiment_ids, value)
     study = Study(role, value)
     if parent is None:
@@ -194,6 +194,11 @@ def load_study(client, experiment_ids: list[str], role: str, value: str, uri: st
     study.start_ms, study.end_ms, study.parent_status = info.start_time, info.end_time, info.status
     study.children = child_runs(client, parent)
     finished = [c for c in study.children if c.status == "FINISHED"]
+    if info.status != "FINISHED" and not include_unfinished:
+        study.note = (f"sweep parent run {info.run_id} is {info.status} ({len(finished)} of "
+                      f"{len(study.children)} training runs finished so far): run or resume the "
+                      "sweep to its end, or pass --include-unfinished")
+        return study
     if not finished:
         study.note = (f"sweep parent run {info.run_id} has {len(study.children)} training runs, "
                       "none finished")

@@ -94,6 +94,26 @@ def test_no_study_at_all_gives_a_document_of_not_run_yet_rows(planted, tmp_path,
     assert "not run yet" in capsys.readouterr().out
 
 
+def test_an_unfinished_sweep_is_not_run_yet(planted, tmp_path):
+    from mlflow import MlflowClient
+
+    from sbbench.verdict import VerdictOptions, verdict
+    from tests.analysis.conftest import log_run, traditional_curve
+    from tests.verdict.conftest import experiment, sweep_parent
+
+    client = MlflowClient(tracking_uri=planted["uri"])
+    exp = experiment(client, tmp_path, "running")
+    parent = sweep_parent(client, exp, "mnist1d")          # left RUNNING
+    log_run(client, exp, method="traditional", seed=0, curve=traditional_curve(0),
+            tags={"mlflow.parentRunId": parent, "sbbench.study": "mnist1d"})
+    result = verdict(VerdictOptions(tracking_uri=planted["uri"], experiment="running",
+                                    out=str(tmp_path / "results.md"),
+                                    work_dir=str(tmp_path / "work")))
+    assert claim(result, "sb_traditional").verdict == rules.NOT_RUN
+    assert f"sweep parent run {parent} is RUNNING (1 of 1 training runs finished" in result.text
+    assert parent in result.text and "--include-unfinished" in result.text
+
+
 def test_every_run_id_is_in_the_document(verdicts, planted):
     text = verdicts["fast"].text
     studies = verdicts["fast"].studies
