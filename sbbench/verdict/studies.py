@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from sbbench import record_names as N
 from sbbench.analysis.api import AnalysisInputError, AnalyzeOptions
+from sbbench.analysis.loading import PROGRESS_BAR_ENV
 
 # The studies a verdict draws on, in the order the document shows them: the main comparison
 # (the speedup claims) and the ablations (label noise: robustness; beta and staleness: figures).
@@ -152,19 +154,31 @@ def reuse_analysis(client, study: Study, parent, out_dir: Path) -> bool:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="sbbench-verdict-") as tmp:
-        summary = Path(client.download_artifacts(run.info.run_id, "summary.json", tmp))
-        shutil.copy(summary, out_dir / "summary.json")
-        try:
-            figures = Path(client.download_artifacts(run.info.run_id, "figures", tmp))
-            shutil.copytree(figures, out_dir / "figures")
-        except Exception:  # noqa: BLE001 - an analysis without figures still has its numbers
-            (out_dir / "figures").mkdir()
+    previous = os.environ.get(PROGRESS_BAR_ENV)
+    os.environ[PROGRESS_BAR_ENV] = "false"   # no progress bar per download
+    try:
+        _download_analysis(client, run.info.run_id, out_dir)
+    finally:
+        if previous is None:
+            os.environ.pop(PROGRESS_BAR_ENV, None)
+        else:
+            os.environ[PROGRESS_BAR_ENV] = previous
     study.summary = json.loads((out_dir / "summary.json").read_text())
     study.figures_dir = out_dir / "figures"
     study.analysis_run_id = run.info.run_id
     study.analysis_reused = True
     return True
+
+
+def _download_analysis(client, run_id: str, out_dir: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="sbbench-verdict-") as tmp:
+        summary = Path(client.download_artifacts(run_id, "summary.json", tmp))
+        shutil.copy(summary, out_dir / "summary.json")
+        try:
+            figures = Path(client.download_artifacts(run_id, "figures", tmp))
+            shutil.copytree(figures, out_dir / "figures")
+        except Exception:  # noqa: BLE001 - an analysis without figures still has its numbers
+            (out_dir / "figures").mkdir()
 
 
 def run_analysis(study: Study, uri: str, out_dir: Path, *, resamples: int, seed: int,
