@@ -1,4 +1,4 @@
-"""Command line: `sbbench train | sweep | analyze | bench | nightly`.
+"""Command line: `sbbench train | sweep | analyze | bench | verdict | nightly`.
 
 Every bad input becomes one line on stderr and exit code 2, before any compute and before any
 MLflow run is created. Ctrl-C exits 130 and SIGTERM 143, whatever the command was doing: the
@@ -28,6 +28,8 @@ SUBCOMMANDS = {
     "sweep": ("sbbench.commands.sweep", "run an Optuna study of training runs"),
     "analyze": ("sbbench.commands.analyze", "time-to-target speedups, tests, figures, report"),
     "bench": ("sbbench.commands.bench", "measure the selection core against its bound"),
+    "verdict": ("sbbench.commands.verdict",
+                "the paper's claims against finished studies: docs/results.md"),
     "nightly": ("sbbench.commands.nightly", "the pinned nightly suite against its history "
                 "(exit 0 fine, 1 regression, 2 could not measure)"),
 }

@@ -54,7 +54,7 @@ def test_every_subcommand_is_checked():
     assert {"train", "sweep", "analyze", "bench"} <= set(subcommand_parsers())
 
 
-@pytest.mark.parametrize("command", ["train", "sweep", "analyze", "bench"])
+@pytest.mark.parametrize("command", ["train", "sweep", "analyze", "bench", "verdict"])
 def test_each_flag_has_one_spelling_in_help(command):
     parser = subcommand_parsers()[command]
     help_text = parser.format_help()
@@ -70,7 +70,7 @@ def test_each_flag_has_one_spelling_in_help(command):
         seen[action.dest] = action.option_strings[0]
 
 
-@pytest.mark.parametrize("command", ["train", "sweep", "analyze", "bench"])
+@pytest.mark.parametrize("command", ["train", "sweep", "analyze", "bench", "verdict"])
 def test_each_option_states_its_default_at_most_once(command):
     blocks = option_blocks(subcommand_parsers()[command].format_help())
     assert len(blocks) > 5
