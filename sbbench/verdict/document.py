@@ -150,9 +150,39 @@ def tuned_section(studies: dict[str, Study]) -> list[str]:
             untuned = sum(not c.tuned_values for c in mine)
             if untuned:
                 shown += f" ({untuned} of {len(mine)} runs not tuned)"
-            rows.append([role, method_name(method), shown, "; ".join(origin) or "-"])
+            tuning = [c for c in s.children if c.stage == "tuning" and c.method == method]
+            rows.append([role, method_name(method), shown, "; ".join(origin) or "-",
+                         _edge_text(values, tuning)])
     return table(["study", "method", "tuned setting (timing runs' sbbench.tuned_values)",
-                  "chosen how (sbbench.tuned_from)"], rows)
+                  "chosen how (sbbench.tuned_from)", "at the edge of the tried values?"], rows)
+
+
+def _edge_text(values: list[str], tuning: list) -> str:
+    """A chosen numeric value that is the smallest or largest of three or more tried: the best
+    setting may lie outside the tuning grid, and the method may be under-tuned."""
+    notes = []
+    for raw in values:
+        try:
+            chosen = json.loads(raw)
+        except ValueError:
+            continue
+        for key, value in sorted(chosen.items()):
+            tried = set()
+            for run in tuning:
+                try:
+                    tried.add(float(run.params[key]))
+                except (KeyError, TypeError, ValueError):
+                    pass
+            tried = sorted(tried)
+            if not isinstance(value, (int, float)) or len(tried) < 3:
+                continue
+            if float(value) in (tried[0], tried[-1]):
+                end = "largest" if float(value) == tried[-1] else "smallest"
+                notes.append(f"**yes**: {key}={value} is the {end} of {len(tried)} values "
+                             "tried; the best may lie outside the grid")
+    if not tuning:
+        return "-"
+    return "; ".join(notes) or "no"
 
 
 def _tuned_text(raw: str) -> str:

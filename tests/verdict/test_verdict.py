@@ -239,3 +239,20 @@ def test_document_path_and_figures_folder(verdicts):
     result = verdicts["fast"]
     assert result.path.name == "results.md" and result.path.is_file()
     assert Path(result.path.with_suffix("")).name == "results"
+
+
+def test_a_choice_at_the_edge_of_the_tuning_grid_is_flagged():
+    from sbbench.verdict.document import _edge_text
+    from sbbench.verdict.studies import ChildRun
+
+    def tuning_run(lr: float) -> ChildRun:
+        return ChildRun(run_id=f"r{lr}", name="", method="traditional", status="FINISHED",
+                        seed="100", stage="tuning", role="", tuned_values="", tuned_from="",
+                        train_time_s=1.0, wall_time_s=1.0, params={"lr": str(lr)})
+
+    grid = [tuning_run(lr) for lr in (0.05, 0.1, 0.2)]
+    assert _edge_text(['{"lr": 0.2}'], grid).startswith("**yes**: lr=0.2 is the largest of 3")
+    assert _edge_text(['{"lr": 0.05}'], grid).startswith("**yes**: lr=0.05 is the smallest")
+    assert _edge_text(['{"lr": 0.1}'], grid) == "no"
+    assert _edge_text(['{"lr": 0.2}'], grid[1:]) == "no"      # two values: no inside to speak of
+    assert _edge_text(['{"lr": 0.2}'], []) == "-"             # adopted or untuned: no tuning runs
