@@ -273,8 +273,15 @@ class Coordinator:
         return trial, self._suggest_point(trial, point)
 
     def _suggest_point(self, trial, point: dict[str, Any]) -> dict[str, Any]:
+        spec = self.context.spec
         for key, value in point.items():
-            choices = self.context.spec.choices_for(key, value)
+            choices = spec.choices_for(key, value)
+            if spec.adopts_tuning and key in spec.tuned_fields:
+                # Optuna fixes a parameter's choices study-wide: every adopted value, in a
+                # stable order (the methods adopted different ones).
+                adopted = {json.dumps(v[key], sort_keys=True): v[key]
+                           for v in self.context.tuning_choice.values() if key in v}
+                choices = [adopted[k] for k in sorted(adopted)]
             if all(isinstance(c, (str, int, float, bool)) or c is None for c in choices):
                 trial.suggest_categorical(key, choices)  # a list value (lr_milestones) is
                 # not a categorical choice: it stays in the point attribute only

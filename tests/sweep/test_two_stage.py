@@ -113,21 +113,37 @@ def test_tuning_picks_the_planted_best_and_timing_uses_it_on_fresh_seeds(tmp_pat
     assert all("reference" in w["target_source"] for w in summary["workloads"])
     assert not any(c["baseline_mismatch"] for c in summary["comparisons"])
 
-    # An ablation adopts the choice instead of tuning again (and says so on every run).
+
+def test_an_ablation_adopts_each_methods_choice_from_another_study(tmp_path, data_dir,
+                                                                   tracking_uri):
+    """`tuning: {from_study, adopt}`: each method at the value its timed runs in that study
+    carry (here different per method), read before anything runs."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.create_experiment("sbbench")
+    chosen = {"traditional": 0.2, "sb": 0.05}
+    for method, lr in chosen.items():
+        run = client.create_run(experiment, tags={
+            "sbbench.study": "source", "sbbench.stage": "timing", "sbbench.method": method,
+            "sbbench.tuned_values": json.dumps({"lr": lr})})
+        client.log_param(run.info.run_id, "method", method)
+        client.set_terminated(run.info.run_id)
     ablation = write_study(tmp_path, data_dir, name="ablation",
                            workload={**longer_workload(data_dir), "train_size": 600,
                                      "epochs": 1, "eval_every_examples": 200},
-                           grid={"method": ["traditional", "sb"], "beta": [1, 3]}, seeds=[5],
-                           tuning={"from_study": "two", "adopt": ["lr"]})
+                           grid={"method": ["traditional", "sb"], "beta": [1, 3]}, seeds=[5, 6],
+                           tuning={"from_study": "source", "adopt": ["lr"]})
     assert main(sweep_args(ablation, tracking_uri, tmp_path / "ablation.journal")) == 0
     adopted = [r for r in all_runs(tracking_uri) if r.data.tags.get("sbbench.study") ==
                "ablation" and "sbbench.trial" in r.data.tags]
-    assert len(adopted) == 3  # traditional, sb beta 1, sb beta 3
+    assert len(adopted) == 6  # (traditional, sb beta 1, sb beta 3) x 2 seeds
     for run in adopted:
-        assert float(run.data.params["lr"]) == GOOD_LR
+        lr = chosen[run.data.params["method"]]
+        assert run.info.status == "FINISHED"
+        assert float(run.data.params["lr"]) == lr
         assert run.data.tags["sbbench.stage"] == "timing"
-        assert json.loads(run.data.tags["sbbench.tuned_values"]) == {"lr": GOOD_LR}
-        assert run.data.tags["sbbench.tuned_from"] == "adopted from the tuning stage of study two"
+        assert json.loads(run.data.tags["sbbench.tuned_values"]) == {"lr": lr}
+        assert run.data.tags["sbbench.tuned_from"] == ("adopted from the tuning stage of study "
+                                                       "source")
 
 
 def _kill_when(process: subprocess.Popen, storage: Path, ready, timeout_s: float = 240) -> set:
