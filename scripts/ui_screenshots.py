@@ -74,6 +74,8 @@ def _start_server(db: Path, folder: Path) -> tuple[subprocess.Popen, str]:
     url = f"http://127.0.0.1:{port}"
     log = open(folder / "server.log", "wb")  # noqa: SIM115 (closed with the process)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    # No background job runner (MLflow's GenAI scorers): seven processes the UI does not need.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
          "--port", str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{db}",
