@@ -22,8 +22,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(1200)]
 PAGE_TIMEOUT_MS = 120_000  # one busy core: the first render fetches and parses ~10 MB of JS
 
 
-def test_experiment_page_renders_the_training_view_with_the_sweep_parent(served_sweep):
-    executable = chromium_or_skip()
+@pytest.fixture(scope="session")  # the scope of served_sweep, so that it is set up first
+def chromium() -> str:
+    return chromium_or_skip()
+
+
+# `chromium` first: without a browser the test skips before the sweep is run.
+def test_experiment_page_renders_the_training_view_with_the_sweep_parent(chromium, served_sweep):
     from playwright.sync_api import expect, sync_playwright
 
     experiment = MlflowClient(tracking_uri=served_sweep.url).get_experiment_by_name(
@@ -36,7 +41,7 @@ def test_experiment_page_renders_the_training_view_with_the_sweep_parent(served_
     url = (f"{served_sweep.url}/#/experiments/{experiment.experiment_id}"
            "?workflowType=machine_learning")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True,
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True,
                                              args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
