@@ -253,7 +253,12 @@ def speedup_forest(wl: WorkloadGroup, comparisons: list[dict],
     ax.set_xscale("log")
     plain = FuncFormatter(lambda value, _: f"{value:g}")   # 0.6, not 6 x 10^-1
     ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
+
+    def sparse(value, _):  # minor ticks at 2 and 5 x 10^k only: all eight collide
+        mantissa = value / 10 ** math.floor(math.log10(value)) if value > 0 else 0
+        return f"{value:g}" if round(mantissa) in (2, 5) else ""
+
+    ax.xaxis.set_minor_formatter(FuncFormatter(sparse))
     ax.tick_params(axis="x", which="both", labelsize=7)
     ax.set_xlabel("speedup (median T baseline / median T method) [95% CI]", fontsize=8)
     ax.set_title(f"Speedups: {wl.label}", fontsize=10)

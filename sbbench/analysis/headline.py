@@ -70,7 +70,8 @@ def parent_note(summary: dict, study: str, analysis_run_id: str | None,
         lines.append(f"### {workload['label']}")
         for target in workload.get("targets", []):
             lines.append(f"- target {target['index']}: validation error <= "
-                         f"{target['value']:.4g} ({target['rule']}; from {target['source']})")
+                         f"{target['value']:.4g} ({target['rule']}" +
+                         (f"; from {target['source']})" if target.get("source") else ")"))
         lines += ["", "| method | vs | target | n | median time to target (s) | "
                       "speedup [95% CI] | p (Holm) | family |",
                   "|---|---|---|---|---|---|---|---|"]
