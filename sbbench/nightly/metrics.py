@@ -129,7 +129,7 @@ def _at_priming(client, record: RunRecord) -> dict[str, float]:
     prime = record.param("prime_epochs", 0.0) or 0.0
     if not train_size or prime <= 0:
         return {}
-    step = int(round(prime * train_size))
+    step = round(prime * train_size)
     out = {}
     for key in PRIMING_CLOCKS:
         values = [m.value for m in client.get_metric_history(record.run_id, key)
