@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one-sided prediction interval level per metric (default 0.999)")
     parser.add_argument("--cv-factor", type=_fraction, default=3.0,
                         help="... or this many history CVs, if larger (default 3)")
+    parser.add_argument("--max-change", type=_fraction, default=None,
+                        help="cap of that minimum worsening (default 0.25, or the tolerance if "
+                             "larger); a history noisier than the cap is reported as too "
+                             "noisy")
     parser.add_argument("--keep-rate-tolerance", type=_fraction, default=0.03,
                         help="SB/Random keep rate after priming: allowed distance from "
                              "1/(beta+1) (default 0.03)")
@@ -69,6 +73,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="history: exit 2 when the latest measured night is older than "
                              "this (a watchdog for a schedule that silently stopped)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _underscore_aliases(parser)
+
+
+def _underscore_aliases(parser: argparse.ArgumentParser) -> None:
+    """`mlflow run -e nightly` passes undeclared -P values as `--name_with_underscores VALUE`:
+    accept that spelling of every dashed option too, hidden from the help (as `sbbench train`
+    does for its config flags)."""
+    for action in list(parser._actions):
+        for flag in action.option_strings:
+            if not flag.startswith("--") or "-" not in flag[2:]:
+                continue
+            alias = "--" + flag[2:].replace("-", "_")
+            if isinstance(action, argparse._StoreTrueAction):
+                parser.add_argument(alias, dest=action.dest, action="store_true",
+                                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            elif isinstance(action, argparse._StoreAction):
+                parser.add_argument(alias, dest=action.dest, type=action.type,
+                                    default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
 def _gate(args: argparse.Namespace):
     from sbbench.nightly.gate import GateSettings
 
+    cap = args.max_change if args.max_change is not None else \
+        max(GateSettings.max_threshold, args.tolerance)
     settings = GateSettings(level=args.level, tolerance=args.tolerance,
-                            cv_factor=args.cv_factor)
+                            cv_factor=args.cv_factor, max_threshold=cap)
     try:
         settings.validate()
     except ValueError as err:

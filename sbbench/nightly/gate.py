@@ -16,6 +16,12 @@ Pure functions, no I/O, no tracking. The rule (README, "Nightly jobs"):
   shifts all its runs at once, which a rank test between two nights cannot see).
 - no earlier night: tonight is the baseline.
 
+The minimum change is capped at `max_threshold` (25%): on a noisy history 3 x CV can exceed 100%,
+and a cap-less gate would then wave through even a halved throughput. Where the history is that
+noisy (3 x CV above the cap, or an interval wider than the cap) the verdict says so ("history
+too noisy", naming the CV): changes smaller than that cannot be told from noise, and the report
+lists such metrics instead of passing them silently.
+
 With M metrics checked at per-metric level a, the chance of at least one false alarm a night is
 1 - (1 - a)^M on independent metrics (`family_false_alarm`); the relative-change floor and the
 confirmation re-run (sbbench/nightly/night.py) bring it lower.
@@ -52,6 +58,10 @@ class GateSettings:
     # 1-4 nights barely show how much a night moves as a whole (machine state shifts all of its
     # runs at once, which a rank test between two nights cannot see): the floor doubles there.
     short_tolerance_factor: float = 2.0
+    # The minimum change never demands more than this worsening (a fraction of the reference):
+    # a halved throughput (-50%) or a doubled time (+100%) always clears it. A history whose
+    # 3 x CV is larger than this is reported as too noisy to resolve smaller changes.
+    max_threshold: float = 0.25
 
     def validate(self) -> None:
         problems = []
@@ -63,6 +73,9 @@ class GateSettings:
             problems.append(("cv_factor", self.cv_factor, "a number >= 0"))
         if not (isinstance(self.min_history, int) and self.min_history >= 2):
             problems.append(("min_history", self.min_history, "an integer >= 2"))
+        if not self.tolerance <= self.max_threshold < 1:
+            problems.append(("max_threshold", self.max_threshold,
+                             f"a fraction in [tolerance ({self.tolerance:g}), 1), e.g. 0.25"))
         if not 0 < self.short_alpha < 1:
             problems.append(("short_alpha", self.short_alpha, "a number in (0, 1)"))
         if problems:
@@ -90,6 +103,10 @@ class MetricVerdict:
     # tonight alarms beyond this value (the interval limit and the minimum change combined; in
     # a short history, the minimum change from the last good night)
     alarm_edge: float | None = None
+    # the history is too noisy to resolve the tolerance: 3 x CV (or the interval) reaches past
+    # the cap of the minimum change; `noise` says so in words
+    too_noisy: bool = False
+    noise: str = ""
 
     @property
     def regressed(self) -> bool:
@@ -188,8 +205,9 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
     if len(past) >= settings.min_history:
         mean, sd = _mean_sd(past)
         cv = sd / abs(mean) if mean else 0.0
-        threshold = max(settings.tolerance, settings.cv_factor * cv)
+        threshold, capped = _threshold(settings.tolerance, cv, settings)
         limit = prediction_limit(past, settings.level, direction)
+        interval_width = worsening(limit, center, direction)
         outside = tonight < limit if direction == HIGHER else tonight > limit
         big = worse >= threshold
         verdict = REGRESSION if outside and big else OK
@@ -204,10 +222,14 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
                     f"{settings.level:g} prediction limit {_fmt(limit)} of {len(past)} nights "
                     f"(median {_fmt(center)}, cv {cv:.1%}); worse by {worse:+.1%} vs needed "
                     f"{threshold:.1%}")
+        noise = _noise_text(cv, settings, capped, interval_width)
+        if noise:
+            evidence += "; " + noise
         return MetricVerdict(metric, direction, tonight, verdict, RULE_INTERVAL, len(past),
                              center, cv, limit, change, worse, threshold, None, evidence,
                              history_mean=mean, alarm_edge=_edge(limit, center, threshold,
-                                                                 direction))
+                                                                 direction),
+                             too_noisy=bool(noise), noise=noise)
     # Short history: tonight's runs against the last good night's runs.
     reference = _finite(last_good_samples) or [past[-1]]
     ref_median = _median(reference)
@@ -229,16 +251,46 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
     if len(spread) >= 2:
         mean, sd = _mean_sd(spread)
         cv = sd / abs(mean) if mean else 0.0
-    threshold = max(settings.short_tolerance_factor * settings.tolerance,
-                    settings.cv_factor * cv)
+    threshold, capped = _threshold(settings.short_tolerance_factor * settings.tolerance, cv,
+                                   settings)
     big = worse_ref >= threshold
     verdict = REGRESSION if significant and big else OK
     evidence = (f"short history ({len(past)} earlier night(s) < {settings.min_history}): "
                 f"tonight {_fmt(tonight)} vs last good night {_fmt(ref_median)}, worse by "
                 f"{worse_ref:+.1%} vs needed {threshold:.1%}; {test_text}")
+    noise = _noise_text(cv, settings, capped, None)
+    if noise:
+        evidence += "; " + noise
     return MetricVerdict(metric, direction, tonight, verdict, RULE_SHORT, len(past), center,
                          cv, None, change, worse_ref, threshold, p, evidence,
-                         alarm_edge=_edge(None, ref_median, threshold, direction))
+                         alarm_edge=_edge(None, ref_median, threshold, direction),
+                         too_noisy=bool(noise), noise=noise)
+
+
+def _threshold(floor: float, cv: float, settings: GateSettings) -> tuple[float, bool]:
+    """The minimum worsening: max(floor, cv_factor x cv), capped at `max_threshold` (never
+    below the floor). Also whether the cap cut it."""
+    wanted = max(floor, settings.cv_factor * cv)
+    cap = max(settings.max_threshold, floor)
+    return min(wanted, cap), wanted > cap
+
+
+def _noise_text(cv: float, settings: GateSettings, capped: bool,
+                interval_width: float | None) -> str:
+    """'history too noisy ...' where the history cannot resolve the tolerance, else ''."""
+    wide = interval_width is not None and interval_width > settings.max_threshold
+    if not capped and not wide:
+        return ""
+    reasons = []
+    if capped:
+        reasons.append(f"{settings.cv_factor:g} x CV = {settings.cv_factor * cv:.0%} exceeds "
+                       f"the cap {settings.max_threshold:.0%}")
+    if wide:
+        reasons.append(f"the {settings.level:g} prediction interval reaches "
+                       f"{interval_width:.0%} worse than the median")
+    resolvable = max(settings.max_threshold, interval_width if wide else 0.0)
+    return (f"history too noisy: CV {cv:.1%} ({'; '.join(reasons)}); changes under "
+            f"{resolvable:.0%} cannot be told from noise")
 
 
 def _edge(limit: float | None, reference: float, threshold: float, direction: str) -> float:

@@ -9,7 +9,11 @@ Metrics, per configuration (the method, plus the method fields that vary within 
 - `final_test_error/<m>`: lower is better;
 - `efficiency/<m>` (methods with a keep rate): the measured per-epoch speedup over Traditional
   after priming, divided by its bound 1 / (r + s) (r: selection-forward seconds per epoch after
-  priming / a Traditional epoch; s: keep rate after priming), higher is better.
+  priming / a Traditional epoch; s: keep rate after priming), higher is better. Both epoch times
+  are read off each run's own training clock between the end of priming (an evaluation) and the
+  end of the run, over the same epochs for every method: the first epoch's warm-up and the
+  priming epoch drop out instead of being subtracted at another run's rate (which, on short
+  runs, left a small difference of two noisy times and made the metric swing by tens of %).
 Every metric keeps its per-run values (the short-history rank test needs them); the night's
 value is their median.
 
@@ -58,6 +62,9 @@ class RunRecord:
     failure_kind: str | None = None
     failure_reason: str | None = None
     label: str = ""
+    # training clock and selection-forward seconds at the end of priming (from the evaluation
+    # logged there); empty when the run logged none at that point
+    at_priming: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_mlflow(cls, run) -> "RunRecord":
@@ -106,7 +113,30 @@ def trial_runs(client, experiment_ids: list[str], parent_run_id: str,
         experiment_ids,
         filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
                       f"tags.`{TAG_STUDY}` = '{study_name}'", max_results=10000)
-    return [RunRecord.from_mlflow(r) for r in runs]
+    records = [RunRecord.from_mlflow(r) for r in runs]
+    for record in records:
+        if record.status == "FINISHED":
+            record.at_priming = _at_priming(client, record)
+    return records
+
+
+PRIMING_CLOCKS = ("train_time_s", "time_forward_select_s")
+
+
+def _at_priming(client, record: RunRecord) -> dict[str, float]:
+    """The clocks the evaluation at the end of priming logged (its step is examples seen)."""
+    train_size = record.param("train_size")
+    prime = record.param("prime_epochs", 0.0) or 0.0
+    if not train_size or prime <= 0:
+        return {}
+    step = round(prime * train_size)
+    out = {}
+    for key in PRIMING_CLOCKS:
+        values = [m.value for m in client.get_metric_history(record.run_id, key)
+                  if m.step == step]
+        if values:
+            out[key] = float(values[-1])
+    return out if "train_time_s" in out else {}
 
 
 def assign_labels(records: list[RunRecord]) -> None:
@@ -153,20 +183,42 @@ def _epoch_s(record: RunRecord) -> float | None:
     return time_s / epochs if time_s and epochs else None
 
 
-def efficiency(record: RunRecord, traditional_epoch_s: float) -> float | None:
-    """Per-epoch speedup after priming over Traditional, divided by its bound 1/(r + s)."""
+def post_priming_epoch_s(record: RunRecord) -> float | None:
+    """Training seconds per epoch after priming, off the run's own clock (None without the
+    evaluation at the end of priming)."""
+    post = _post_priming(record)
+    time_s = record.metrics.get("total_train_time_s")
+    at = record.at_priming.get("train_time_s")
+    if post is None or not time_s or at is None or time_s <= at:
+        return None
+    return (time_s - at) / post[2]
+
+
+def efficiency(record: RunRecord, traditional_epoch_s: float,
+               traditional_post_epoch_s: float | None = None) -> float | None:
+    """Per-epoch speedup after priming over Traditional, divided by its bound 1/(r + s).
+
+    With the clocks at the end of priming (this run's, and Traditional's epoch time after
+    priming): both sides over the same epochs. Without them (older records): priming charged at
+    Traditional's whole-run epoch time, the less stable estimate."""
     post = _post_priming(record)
     time_s = record.metrics.get("total_train_time_s")
     if post is None or not time_s or not traditional_epoch_s:
         return None
     _, _, post_epochs = post
-    prime = record.param("prime_epochs", 0.0) or 0.0
-    # Priming epochs are ordinary training: charge them at Traditional's epoch time.
-    method_epoch_s = (time_s - prime * traditional_epoch_s) / post_epochs
+    select_s = record.metrics.get("time_forward_select_s", 0.0) or 0.0
+    own = post_priming_epoch_s(record)
+    if own is not None and traditional_post_epoch_s:
+        traditional_epoch_s = traditional_post_epoch_s
+        method_epoch_s = own
+        select_s -= record.at_priming.get("time_forward_select_s", 0.0)
+    else:
+        prime = record.param("prime_epochs", 0.0) or 0.0
+        # Priming epochs are ordinary training: charge them at Traditional's epoch time.
+        method_epoch_s = (time_s - prime * traditional_epoch_s) / post_epochs
     if method_epoch_s <= 0:
         return None
-    select_s = record.metrics.get("time_forward_select_s", 0.0) or 0.0
-    r = select_s / post_epochs / traditional_epoch_s
+    r = max(0.0, select_s) / post_epochs / traditional_epoch_s
     s = keep_rate_after_priming(record)
     if s is None:
         return None
@@ -218,6 +270,7 @@ def measure(records: list[RunRecord], analysis_summary: dict | None, expected_ru
     ttt = _time_to_target(analysis_summary)
     traditional = [r for r in finished if r.method == "traditional"]
     trad_epoch_s = _median(_epoch_s(r) for r in traditional)
+    trad_post_epoch_s = _median(post_priming_epoch_s(r) for r in traditional)
     trad_ttt = _median(ttt.get(r.run_id) for r in traditional)
 
     def add(metric: str, value: float | None) -> None:
@@ -235,7 +288,7 @@ def measure(records: list[RunRecord], analysis_summary: dict | None, expected_ru
             if record.method != "traditional" and trad_ttt:
                 add(f"speedup/{label}", trad_ttt / ttt[record.run_id])
         if record.method in KEEP_RATE_METHODS and trad_epoch_s:
-            add(f"efficiency/{label}", efficiency(record, trad_epoch_s))
+            add(f"efficiency/{label}", efficiency(record, trad_epoch_s, trad_post_epoch_s))
         out.invariants.extend(_invariants(record, keep_rate_tolerance))
     return out
 

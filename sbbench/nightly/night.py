@@ -77,7 +77,8 @@ def gate_rule_text(settings: G.GateSettings) -> str:
             f"reach it) AND worse by >= max({settings.short_tolerance_factor * settings.tolerance:.0%}, "
             f"{settings.cv_factor:g} x CV of "
             "their runs); "
-            "first night: baseline")
+            f"the minimum change is capped at {settings.max_threshold:.0%} (a noisier history "
+            "is reported as too noisy); first night: baseline")
 
 
 # --- the comparison --------------------------------------------------------------------------
@@ -162,6 +163,13 @@ def evaluate_night(client, run_id: str, identity: Identity, measurement: M.Measu
             if metric.split("/", 1)[0] in M.KINDS and metric not in rows:
                 problems.append(f"metric {metric} was measured by the last good night but not "
                                 "tonight")
+    noisy = [v for v in verdicts if v.too_noisy]
+    if noisy:
+        warnings.append(
+            f"history too noisy to detect a {settings.tolerance:.0%} change in {len(noisy)} "
+            "metric(s): " + ", ".join(f"{v.metric} (CV {v.history_cv:.1%})" for v in noisy)
+            + f"; only changes beyond {settings.max_threshold:.0%} (and outside the interval) "
+            "alarm there")
     failing = [v for v in verdicts if v.regressed]
     regressions: list[str] = []
     if failing and options.confirm and remeasure is not None and not problems:
@@ -328,13 +336,15 @@ def _study_name(suite: Suite, suffix: str = "") -> str:
 
 
 def _run_suite(spec, study_name: str, night_id: str, uri: str, experiment: str | None,
-               options: NightOptions):
-    """The suite (or a confirmation sub-suite) as a sweep whose parent is the night's run."""
+               options: NightOptions, night_tags: dict[str, str]):
+    """The suite (or a confirmation sub-suite) as a sweep whose parent is the night's run; the
+    coordinator keeps the night's tags on it (sbbench.kind=nightly, never sweep) throughout."""
     from sbbench.sweep.coordinator import Coordinator, SweepOptions
     from sbbench.tracking import TrackingOptions
 
     sweep = SweepOptions(storage=None, workers=options.workers, study_name=study_name,
-                         tracking=TrackingOptions(uri, experiment), progress=options.progress)
+                         tracking=TrackingOptions(uri, experiment), progress=options.progress,
+                         parent_tags=dict(night_tags))
     with _env(MLFLOW_RUN_ID=night_id):
         return Coordinator(spec, sweep).run()
 
@@ -442,6 +452,12 @@ def _night(client, suite: Suite, uri: str, experiment: str | None, under_mlflow_
     run_name = study_name.rsplit("-", 1)[0]
     if under_mlflow_run:
         night_id = os.environ["MLFLOW_RUN_ID"]
+        # `mlflow run` names its run at random ("learned-carp-224"): name it as a night (a
+        # user's own --run-name stays)
+        from sbbench.sweep.coordinator import MLFLOW_RANDOM_RUN_NAME
+
+        if MLFLOW_RANDOM_RUN_NAME.fullmatch(client.get_run(night_id).info.run_name or "x-y-1"):
+            client.update_run(night_id, name=run_name)
     else:
         experiment_id = tracking.ensure_experiment(client, experiment)
         night_id = client.create_run(experiment_id, run_name=run_name,
@@ -456,11 +472,10 @@ def _night(client, suite: Suite, uri: str, experiment: str | None, under_mlflow_
           f"{identity.fingerprint}, night run {night_id}", file=sys.stderr)
     stage = "running the suite"
     try:
-        _run_suite(suite.spec, study_name, night_id, uri, experiment, options)
+        _run_suite(suite.spec, study_name, night_id, uri, experiment, options, night_tags)
         stage = "measuring"
         with tracking.tracked_run(tracking.TrackingOptions(uri, experiment),
-                                  resume_run_id=night_id) as parent:
-            parent.set_tags(night_tags)   # the coordinator tagged its parent a sweep
+                                  resume_run_id=night_id):
             measurement = _measure(client, suite, night_id, study_name, uri, experiment_id,
                                    out_dir / "analysis", options, suite.expected_runs)
 
@@ -468,9 +483,8 @@ def _night(client, suite: Suite, uri: str, experiment: str | None, under_mlflow_
                 spec = confirmation_spec(suite, methods, study_name + "-confirm")
                 print(f"sbbench nightly: confirming by re-running {', '.join(sorted(methods))} "
                       f"({len(spec.grid_points())} runs)", file=sys.stderr)
-                _run_suite(spec, spec.name, night_id, uri, experiment, options)
+                _run_suite(spec, spec.name, night_id, uri, experiment, options, night_tags)
                 client.update_run(night_id, status="RUNNING")
-                parent.set_tags(night_tags)
                 return _measure(client, suite, night_id, spec.name, uri, experiment_id,
                                 out_dir / "confirm-analysis", options, len(spec.grid_points()))
 

@@ -31,6 +31,8 @@ def _band(row: dict) -> str:
 
 def _verdict_text(row: dict) -> str:
     text = row["verdict"]
+    if row.get("too_noisy"):
+        text += f" (history too noisy: CV {row['history_cv']:.1%})"
     confirm = row.get("confirmation")
     if confirm:
         text += f" ({confirm})"

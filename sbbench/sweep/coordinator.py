@@ -82,6 +82,9 @@ class SweepOptions:
     devices: list[str] = field(default_factory=list)  # one worker per device
     join: bool = False              # add workers to a study another machine created
     join_timeout_s: float = 300.0   # how long a join waits for the study and its parent run
+    # Tags over the coordinator's own on its parent run: a caller that owns the parent (a
+    # nightly: sbbench.kind=nightly) keeps its identity while the sweep runs under it.
+    parent_tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -399,7 +402,8 @@ class Coordinator:
         else:
             tags = {names.TAG_KIND: "sweep", names.TAG_STUDY: context.study_name,
                     names.TAG_SAMPLER: context.spec.sampler,
-                    tracking.TAG_GIT_COMMIT: tracking.git_commit()}
+                    tracking.TAG_GIT_COMMIT: tracking.git_commit(),
+                    **self.options.parent_tags}
             with tracking.tracked_run(
                     tracking.TrackingOptions(self.tracking_uri, context.experiment),
                     run_name=parent_run_name(context.study_name), tags=tags,

@@ -207,3 +207,41 @@ def test_the_short_history_rule_stays_quiet_on_noise_and_catches_20_percent(caps
               f"{caught / nights:.1%}")
     assert alarms / nights <= 0.05
     assert caught / nights >= 0.90
+
+
+def test_a_noisy_short_history_caps_the_minimum_change_and_says_so():
+    """Per-run CV ~40% (a tiny suite on a busy core): 3 x CV would demand a worsening of more
+    than 100%, so not even a halved throughput could alarm. The cap (25%) keeps a halving
+    detectable, and the verdict says the history is too noisy to resolve 5%."""
+    history = [100.0, 100.0, 100.0]
+    last = [60.0, 100.0, 140.0]
+    runs = [60.0, 100.0, 140.0, 55.0, 100.0, 150.0, 65.0, 100.0, 135.0]
+    halved = G.judge("throughput/sb", G.HIGHER, [30.0, 27.0, 25.0], history, last,
+                     history_runs=runs)
+    assert halved.history_cv > 0.33 and halved.threshold == pytest.approx(0.25)
+    assert halved.verdict == G.REGRESSION and halved.too_noisy
+    assert "history too noisy" in halved.evidence and "CV" in halved.noise
+    small = G.judge("throughput/sb", G.HIGHER, [80.0, 82.0, 84.0], history, last,
+                    history_runs=runs)
+    assert small.verdict == G.OK and small.too_noisy and "history too noisy" in small.evidence
+    # a quiet history: nothing to say
+    quiet = G.judge("throughput/sb", G.HIGHER, [99.0, 100.0, 101.0], history,
+                    [99.0, 100.0, 101.0], history_runs=[99.0, 100.0, 101.0] * 3)
+    assert not quiet.too_noisy and quiet.noise == ""
+
+
+def test_a_noisy_long_history_caps_the_minimum_change_and_says_so():
+    rng = np.random.default_rng(3)
+    history = list(100 * np.exp(rng.normal(0, 0.15, size=30)))   # cv ~15%: 3 x cv ~45%
+    v = G.judge("throughput/sb", G.HIGHER, [30.0], history, None)
+    assert v.threshold == pytest.approx(0.25) and v.too_noisy
+    assert v.verdict == G.REGRESSION and "history too noisy" in v.evidence
+    assert "prediction interval reaches" in v.noise   # the interval is wider than the cap
+    v = G.judge("throughput/sb", G.HIGHER, [90.0], history, None)
+    assert v.verdict == G.OK and v.too_noisy
+
+
+def test_the_cap_is_validated_against_the_tolerance():
+    with pytest.raises(ValueError, match="max_threshold"):
+        G.GateSettings(tolerance=0.3, max_threshold=0.25).validate()
+    G.GateSettings(tolerance=0.3, max_threshold=0.3).validate()

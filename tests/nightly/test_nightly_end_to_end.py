@@ -15,7 +15,7 @@ from sbbench.nightly.suite import load_suite
 
 @pytest.mark.slow
 def test_a_tiny_real_night_against_a_planted_history_confirms_and_names_the_regression(
-        store, tiny, tmp_path, capsys):
+        store, tiny, tmp_path, capsys, monkeypatch):
     suite_path = tmp_path / "tiny_nightly.yaml"
     suite_path.write_text(yaml.safe_dump({
         "name": "tiny_nightly", "sampler": "grid",
@@ -27,12 +27,26 @@ def test_a_tiny_real_night_against_a_planted_history_confirms_and_names_the_regr
     for day in range(5):
         store.write_night({"throughput/sb": [1e7 * (1 + 0.01 * day)]}, 5 - day,
                           identity=identity)
+    # While the sweep coordinator runs the trials under the night's run, the night stays a
+    # night (sbbench.kind=nightly), never a sweep.
+    from sbbench.sweep.coordinator import Coordinator
+
+    kinds = []
+    sweep = Coordinator._sweep
+
+    def spying_sweep(self):
+        kinds.append(store.client.get_run(self.context.parent_run_id).data.tags.get(
+            H.TAG_KIND))
+        return sweep(self)
+
+    monkeypatch.setattr(Coordinator, "_sweep", spying_sweep)
     code = main(["nightly", "--suite", str(suite_path), "--tracking-uri", store.uri,
                  "--out", str(tmp_path / "out"), "--no-progress",
                  # 600 examples: the loss window is too short for the exact keep rate
                  "--keep-rate-tolerance", "0.3"])
     out = capsys.readouterr().out
     assert code == 1, out
+    assert kinds == ["nightly", "nightly"]   # the night, then its confirmation
     assert "REGRESSION throughput/sb" in out and "confirmed" in out
     client = store.client
     nights = H.find_nights(client, [store.experiment_id], "tiny_nightly",

@@ -102,7 +102,7 @@ def test_the_first_night_is_the_baseline(store):
 
 def test_an_edited_suite_starts_a_new_series_without_comparison(store):
     store.history(10)
-    text = store.suite.spec.text.replace("epochs: 4", "epochs: 5")
+    text = store.suite.spec.text + "\n# one more epoch, say\n"
     edited = Suite(store.suite.spec, store.suite.path, text_digest(text))
     identity = store.identity(edited, fingerprint="fp-test-edited")
     slow = night_samples(np.random.default_rng(1), {"throughput/traditional": 1.5})
@@ -203,3 +203,25 @@ def test_a_recorded_night_is_read_back_as_history_and_shown_in_mlflow(store, tmp
     assert nights[-1].run_id == run_id and nights[-1].good
     assert H.samples_of(store.client, nights[-1], "throughput/sb") == pytest.approx(
         samples["throughput/sb"])
+
+
+def test_a_noisy_short_history_still_alarms_on_a_halved_throughput_and_says_it_is_noisy(store):
+    """The case a busy core produced: three nights whose SB runs spread by +-40%. Uncapped,
+    3 x CV asked for a worsening over 100% and a halved throughput passed silently."""
+    rng = np.random.default_rng(31)
+    spread = [60000.0, 30000.0, 18000.0]
+    for day in (3, 2, 1):
+        samples = night_samples(rng)
+        samples["throughput/sb"] = [v * (1 + 0.05 * day) for v in spread]
+        store.write_night(samples, day, H.VERDICT_BASELINE if day == 3 else H.VERDICT_OK)
+    halved = night_samples(np.random.default_rng(32))
+    halved["throughput/sb"] = [9000.0, 8000.0, 7000.0]
+    _, report = evaluate(store, halved, lambda methods: measurement_of(halved))
+    assert report["exit_code"] == 1, report["regressions"]
+    assert report["regressions"][0].startswith("throughput/sb")
+    row = next(r for r in report["metrics"] if r["metric"] == "throughput/sb")
+    assert row["too_noisy"] and row["threshold"] == pytest.approx(0.25)
+    assert any(w.startswith("history too noisy") and "throughput/sb (CV" in w
+               for w in report["warnings"])
+    from sbbench.nightly.report import text_report
+    assert "history too noisy: CV" in text_report(report)
