@@ -87,7 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_command(argv: Sequence[str] | None, command: list[str]) -> int:
     try:
-        parser = build_parser()
+        with stop_signals.deferred():  # the subcommands import torch
+            parser = build_parser()
         args = parser.parse_args(argv)
         command[0] = f"sbbench {args.command}"
         handler: Callable[[argparse.Namespace], int] = args.handler

@@ -11,6 +11,7 @@ success asks `requested()` first.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -37,6 +38,27 @@ def _handle(signum: int, frame) -> None:
     if _received is None:
         _received = signum
     raise exception_for(signum)
+
+
+def _record_only(signum: int, frame) -> None:
+    record(signum)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Record a stop inside the block and raise it right after. For importing torch and its
+    extension modules: an interrupt raised in the middle of their C-level initialisation has
+    aborted the interpreter (exit -6 instead of 130 for a Ctrl-C 1 s after start, under load)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _record_only) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    raise_if_requested()
 
 
 def exception_for(signum: int) -> BaseException:

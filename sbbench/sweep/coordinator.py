@@ -129,7 +129,10 @@ class Coordinator:
         # Checks before any compute: tracking store, storage, study directions.
         self.tracking_uri = tracking.resolve_tracking_uri(options.tracking.tracking_uri)
         tracking.check_tracking_reachable(self.tracking_uri)
-        adopted = adopt(spec, tracking.get_client(self.tracking_uri))
+        # (the client only when needed: opening a fresh store creates its tables, and a bad
+        # storage below must fail before anything is written)
+        adopted = adopt(spec, tracking.get_client(self.tracking_uri)) \
+            if spec.adopts_tuning else None
         storage_url = storage_url_for(options.storage, study_name)
         if options.join:
             check_shareable(storage_url)
