@@ -77,7 +77,8 @@ class Targets:
                                                               finals[middle]) / 2
             target = self.context.spec.objective.target_factor * median
             self.context.study.set_user_attr(names.STUDY_ATTR_TARGET + setting, target)
-            source = " of the tuning stage (never timed)" if self.context.spec.tuning else ""
+            source = " of the tuning stage (never timed)" if self.context.spec.tuning and \
+                not self.context.spec.adopts_tuning else ""
             print(f"sbbench sweep: target for {setting} = {target:.4g} "
                   f"({self.context.spec.objective.target_factor:g} x median final validation "
                   f"error of {len(finals)} Traditional run(s){source})", file=sys.stderr)

@@ -16,7 +16,7 @@ from sbbench.verdict.studies import STUDY_ROLES, Study
 
 # The analysis figures each study contributes (file-name prefixes, figures/ of its analysis).
 FIGURE_PICKS = {
-    "mnist1d": ("error_vs_time__", "error_vs_backpropped__", "kaplan_meier__",
+    "mnist1d": ("tuning", "error_vs_time__", "error_vs_backpropped__", "kaplan_meier__",
                 "speedup_forest__", "selection_probability__", "phases__"),
     "label_noise": ("ablation__label_noise", "selection_probability__"),
     "beta": ("ablation__beta",),
