@@ -312,17 +312,24 @@ HARD_TEXT = "SB spends its backward passes on hard (high-loss) examples"
 HARD_PAPER = "selection probability rises with loss"
 
 
+def sb_and_random_selection(summary: dict, client, workload_label: str) -> dict[str, list]:
+    """Per-run selection shares (per_example tables) of the finished SB and Random runs of a
+    workload at the primary target: {"sb": [...], "random": [...]}."""
+    out = {}
+    for method in ("sb", "random"):
+        row = config_row(summary, workload_label, method, PRIMARY)
+        ids = [r["run_id"] for r in (row["runs"] if row else []) if r["outcome"] == "ok"]
+        out[method] = SEL.per_run(client, ids) if ids else []
+    return out
+
+
 def hard_example_row(summary: dict | None, client, study: str, note: str = "") -> ClaimRow:
     """The share of SB's backward passes on the highest-loss quartile, per run, against
     Random's (or 25%)."""
     if summary is None or not summary.get("comparisons"):
         return not_run_rows([(HARD_TEXT, HARD_PAPER)], study, note or "study not run yet")[0]
     workload = main_workload(summary)
-    runs = {}
-    for method in ("sb", "random"):
-        row = config_row(summary, workload["label"], method, PRIMARY)
-        ids = [r["run_id"] for r in (row["runs"] if row else []) if r["outcome"] == "ok"]
-        runs[method] = SEL.per_run(client, ids) if ids else []
+    runs = sb_and_random_selection(summary, client, workload["label"])
     sb = SEL.values(runs["sb"], "top_quartile_share")
     control = SEL.values(runs["random"], "top_quartile_share")
     if sb.size == 0:
@@ -354,11 +361,7 @@ def noisy_share_rows(summary: dict | None, client, study: str) -> list[dict]:
     for w in sorted(summary.get("workloads", []), key=noise_of):
         if noise_of(w) <= 0:
             continue
-        shares = {}
-        for method in ("sb", "random"):
-            row = config_row(summary, w["label"], method, PRIMARY)
-            ids = [r["run_id"] for r in (row["runs"] if row else []) if r["outcome"] == "ok"]
-            shares[method] = SEL.per_run(client, ids) if ids else []
+        shares = sb_and_random_selection(summary, client, w["label"])
         sb = SEL.values(shares["sb"], "noisy_share")
         rnd = SEL.values(shares["random"], "noisy_share")
         data = SEL.values(shares["sb"] + shares["random"], "noisy_data_share")
