@@ -8,12 +8,15 @@ Pure functions, no I/O, no tracking. The rule (README, "Nightly jobs"):
   by at least max(tolerance (5%), cv_factor (3) x the history's coefficient of variation).
   Both are demanded: the interval alone fires on a quiet metric for a change nobody cares about,
   the relative change alone fires on a noisy one.
-- 1..4 earlier nights (a short history, said so): tonight's per-run values against those of the
-  last good night, a one-sided exact Mann-Whitney test at `short_alpha` (where the run counts
-  cannot reach that level: every run of tonight worse than every run of the last good night)
-  AND a worsening of the medians by at least max(2 x tolerance, cv_factor x the CV of every run
-  of those nights): a few nights barely show how far a whole night moves (the machine's state
-  shifts all its runs at once, which a rank test between two nights cannot see).
+- 1..4 earlier nights (a short history, said so): tonight's per-run values against every run of
+  those nights pooled, a one-sided exact Mann-Whitney test at `short_alpha` (where the run counts
+  cannot reach that level: every run of tonight worse than every earlier run) AND a worsening
+  of tonight's median against the pooled median by at least max(2 x tolerance, cv_factor x the
+  CV of the pooled runs). Pooling matters: 3 runs against one night's 3 reach p = 0.05 only by
+  complete separation, so on a noisy machine a halved throughput passed; against 3 nights' 9
+  runs p can reach 1/220 and a few inversions are tolerated. The doubled floor stands for what a
+  rank test between runs cannot see: a few nights barely show how far a whole night moves (the
+  machine's state shifts all of its runs at once).
 - no earlier night: tonight is the baseline.
 
 The minimum change is capped at `max_threshold` (25%): on a noisy history 3 x CV can exceed 100%,
@@ -101,7 +104,7 @@ class MetricVerdict:
     evidence: str = ""
     history_mean: float | None = None
     # tonight alarms beyond this value (the interval limit and the minimum change combined; in
-    # a short history, the minimum change from the last good night)
+    # a short history, the minimum change from the pooled earlier runs)
     alarm_edge: float | None = None
     # the history is too noisy to resolve the tolerance: 3 x CV (or the interval) reaches past
     # the cap of the minimum change; `noise` says so in words
@@ -230,8 +233,10 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
                              history_mean=mean, alarm_edge=_edge(limit, center, threshold,
                                                                  direction),
                              too_noisy=bool(noise), noise=noise)
-    # Short history: tonight's runs against the last good night's runs.
-    reference = _finite(last_good_samples) or [past[-1]]
+    # Short history: tonight's runs against every run of the earlier nights, pooled (the last
+    # good night's runs alone where only they are known, its median as the last resort).
+    reference = _finite(history_runs) or _finite(last_good_samples) or [past[-1]]
+    pooled = bool(_finite(history_runs))
     ref_median = _median(reference)
     worse_ref = worsening(tonight, ref_median, direction)
     p = rank_test_p(samples, reference, direction)
@@ -246,7 +251,7 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
                      f"reach {settings.short_alpha:g}, so every run must be worse")
     # The same minimum change as the interval rule, the spread taken over every run of the
     # short history (within- and between-night noise; a CV of 1-4 night medians is no estimate).
-    spread = _finite(history_runs) or (past if len(past) >= 2 else reference)
+    spread = reference if pooled else (past if len(past) >= 2 else reference)
     cv = 0.0
     if len(spread) >= 2:
         mean, sd = _mean_sd(spread)
@@ -255,8 +260,11 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
                                    settings)
     big = worse_ref >= threshold
     verdict = REGRESSION if significant and big else OK
+    against = (f"the median of the {len(reference)} runs of {len(past)} earlier night(s)"
+               if pooled else "the last good night's median")
     evidence = (f"short history ({len(past)} earlier night(s) < {settings.min_history}): "
-                f"tonight {_fmt(tonight)} vs last good night {_fmt(ref_median)}, worse by "
+                f"tonight {_fmt(tonight)} ({len(samples)} runs) vs {against} "
+                f"{_fmt(ref_median)}, worse by "
                 f"{worse_ref:+.1%} vs needed {threshold:.1%}; {test_text}")
     noise = _noise_text(cv, settings, capped, None)
     if noise:

@@ -72,7 +72,7 @@ def gate_rule_text(settings: G.GateSettings) -> str:
     return (f">= {settings.min_history} earlier nights: outside the one-sided "
             f"{settings.level:g} t prediction interval AND worse than the history median by "
             f">= max({settings.tolerance:.0%}, {settings.cv_factor:g} x CV); 1-"
-            f"{settings.min_history - 1} nights: one-sided rank test vs the last good night "
+            f"{settings.min_history - 1} nights: one-sided rank test vs every run of those nights "
             f"(p <= {settings.short_alpha:g}, or complete separation when the run counts cannot "
             f"reach it) AND worse by >= max({settings.short_tolerance_factor * settings.tolerance:.0%}, "
             f"{settings.cv_factor:g} x CV of "
@@ -104,7 +104,7 @@ def _series_note(nights_all: list[H.Night], identity: Identity, history: H.Histo
         return (f"no earlier good night in this series{accepted}: tonight is the baseline, "
                 "nothing is compared"), warnings
     rule = "prediction interval" if n >= settings.min_history else \
-        "short history: rank test against the last good night"
+        "short history: rank test against every run of those nights"
     return f"{n} earlier good night(s){accepted} ({rule})", warnings
 
 
@@ -241,7 +241,7 @@ def evaluate_night(client, run_id: str, identity: Identity, measurement: M.Measu
                             "has the schedule stopped?")
     if 0 < len(history.nights) < settings.min_history:
         warnings.append(f"short history ({len(history.nights)} earlier night(s)): compared with "
-                        "the last good night by a rank test, not with a prediction interval")
+                        "every run of those nights by a rank test, not with a prediction interval")
     changes = None
     if history.last_good is not None:
         changes = FP.changes(history.last_good.tags, identity.versions)

@@ -159,6 +159,31 @@ def test_short_history_uses_the_rank_test_against_the_last_good_night():
     assert v.verdict == G.OK
 
 
+def test_short_history_pools_every_run_of_the_earlier_nights():
+    """The demo's Traditional throughput on a busy core (docs/measurements/nightly_demo.md):
+    three ordinary nights, then a night beside a CPU burner. Against the last night's 3 runs
+    alone, 3 vs 3 runs need complete separation; against all 9 earlier runs the drop is
+    significant although one earlier run (1354) is slower than one of tonight's."""
+    nights = [[1663.0, 2134.0, 1738.0], [1354.0, 2155.0, 2291.0], [1475.0, 1981.0, 1971.0]]
+    history = [float(np.median(n)) for n in nights]
+    runs = [v for n in nights for v in n]
+    burner = [1061.0, 826.0, 948.0]
+    v = G.judge("throughput/traditional", G.HIGHER, burner, history, nights[-1],
+                history_runs=runs)
+    assert v.rule == G.RULE_SHORT and v.verdict == G.REGRESSION
+    assert v.p_value == pytest.approx(1 / 220) and "9 runs of 3 earlier night(s)" in v.evidence
+    assert v.history_median == pytest.approx(float(np.median(history)))
+    # one of tonight's runs (2078) inside the earlier runs: p ~ 0.06, no alarm
+    v = G.judge("throughput/traditional", G.HIGHER, [1409.0, 1332.0, 2078.0], history,
+                nights[-1], history_runs=runs)
+    assert v.verdict == G.OK and v.p_value > 0.05
+    # a quiet machine: every run 7% slower is significant but under the doubled floor (10%)
+    quiet = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9]
+    v = G.judge("throughput/traditional", G.HIGHER, [93.0, 92.0, 94.0], [100.0] * 3,
+                quiet[-3:], history_runs=quiet)
+    assert v.p_value <= 0.05 and v.verdict == G.OK
+
+
 def test_short_history_with_few_runs_demands_complete_separation():
     v = G.judge("throughput/sb", G.HIGHER, [80.0, 81.0], [100.0], [100.0, 101.0])
     assert v.verdict == G.REGRESSION and "cannot reach" in v.evidence
@@ -245,3 +270,27 @@ def test_the_cap_is_validated_against_the_tolerance():
     with pytest.raises(ValueError, match="max_threshold"):
         G.GateSettings(tolerance=0.3, max_threshold=0.25).validate()
     G.GateSettings(tolerance=0.3, max_threshold=0.3).validate()
+
+
+def test_on_a_noisy_core_the_short_rule_catches_a_halved_throughput(capsys):
+    """Per-run CV 20% (the demo's busy core), 3 runs a night, 1-4 earlier nights: pure noise
+    rarely alarms, and a halved throughput (the CPU burner) is caught in most nights. Against
+    the last good night's 3 runs alone, 3 vs 3 runs could alarm only by complete separation."""
+    rng = np.random.default_rng(7)
+    alarms = caught = caught_35 = trials = 0
+    for k in (1, 2, 3, 4):
+        for _ in range(100):
+            past = 2000.0 * np.exp(rng.normal(0, 0.2, size=(k, RUNS_PER_NIGHT)))
+            tonight = 2000.0 * np.exp(rng.normal(0, 0.2, size=RUNS_PER_NIGHT))
+            history = [float(np.median(r)) for r in past]
+            args = (history, past[-1], G.GateSettings(), list(past.ravel()))
+            alarms += G.judge("throughput/sb", G.HIGHER, tonight, *args).regressed
+            caught += G.judge("throughput/sb", G.HIGHER, tonight / 2, *args).regressed
+            caught_35 += G.judge("throughput/sb", G.HIGHER, tonight * 0.65, *args).regressed
+            trials += 1
+    with capsys.disabled():
+        print(f"\n[gate] noisy core (per-run CV 20%), 1-4 earlier nights, {trials} nights per "
+              f"metric: false alarms {alarms / trials:.1%}; halved throughput caught "
+              f"{caught / trials:.1%}, 35% slower caught {caught_35 / trials:.1%}")
+    assert alarms / trials <= 0.02
+    assert caught / trials >= 0.95

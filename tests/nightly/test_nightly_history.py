@@ -121,8 +121,9 @@ def test_a_short_history_uses_the_short_history_rule(store):
     _, bad = evaluate(store, slow, lambda methods: measurement_of(slow))
     assert bad["exit_code"] == 1
     row = next(r for r in bad["metrics"] if r["metric"] == "throughput/sb")
-    assert row["rule"] == "short history" and row["p_value"] == pytest.approx(0.05)
-    assert "short history" in row["evidence"]
+    # tonight's 3 runs against the 9 runs of the 3 earlier nights, read back from the store
+    assert row["rule"] == "short history" and row["p_value"] == pytest.approx(1 / 220)
+    assert "short history" in row["evidence"] and "9 runs of 3 earlier night(s)" in row["evidence"]
 
 
 def test_a_one_off_outlier_that_vanishes_on_remeasurement_is_unconfirmed(store):
