@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -46,7 +44,6 @@ def tracking_uri(tmp_path, monkeypatch) -> str:
 
 
 def all_runs(uri: str, experiment: str = "sbbench"):
-    import mlflow
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)

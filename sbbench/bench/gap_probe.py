@@ -15,7 +15,6 @@ import statistics
 import time
 from typing import Callable
 
-import torch
 
 from sbbench.config import RunConfig
 from sbbench.data import DatasetSplits

@@ -51,9 +51,12 @@ class SweepBreakdown:
 
 
 def run_sweep_breakdown(study: str, workers: int = 1, data_dir: str | None = None,
-                        keep_dir: str | None = None) -> SweepBreakdown:
+                        keep_dir: str | None = None,
+                        workers_flag: str | None = None) -> SweepBreakdown:
     """Run `study` in a fresh folder (the dataset cache in `data_dir` is reused when given) and
-    break its wall time down."""
+    break its wall time down. `workers`: how many ran (the shares divide by it); `workers_flag`:
+    what `--workers` says on the sweep's command line (default: that number; `auto` resolves
+    to it, and on GPUs also gives each worker its own device)."""
     study_path = Path(study).resolve()
     folder = Path(keep_dir or tempfile.mkdtemp(prefix="sbbench-bench-sweep-")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,7 +67,7 @@ def run_sweep_breakdown(study: str, workers: int = 1, data_dir: str | None = Non
             link.symlink_to(Path(data_dir).resolve())
     tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
     command = [sys.executable, "-m", "sbbench.cli", "sweep", "--study", str(study_path),
-               "--workers", str(workers), "--tracking-uri", tracking_uri, "--no-progress"]
+               "--workers", workers_flag or str(workers), "--tracking-uri", tracking_uri, "--no-progress"]
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_TRACKING_URI")}
     started = time.time()

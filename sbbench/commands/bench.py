@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sbbench.commands.config_flags import add_config_arguments, config_from_args
+from sbbench.commands.sweep import AUTO, _workers
 
 TTT_METHODS = ("traditional", "sb", "stale_sb", "random", "kath18")
 TTT_SEEDS = 5
@@ -25,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=None, help="instead: run a study as `sbbench sweep` does, in a "
                         "fresh folder, and print where its wall time goes (default study: "
                         "studies/smoke.yaml)")
-    parser.add_argument("--sweep-workers", type=int, default=1, metavar="K",
-                        help="workers for --sweep (default 1)")
+    parser.add_argument("--sweep-workers", type=_workers, default="auto", metavar="K",
+                        help="workers for --sweep: a number, or auto (the default, as `sbbench "
+                        "sweep`: one per usable CPU core, or per GPU)")
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow store for --ttt runs (default: sqlite:///mlflow.db)")
     add_config_arguments(parser)
@@ -72,7 +74,15 @@ def _sweep_breakdown(args: argparse.Namespace, config) -> int:
 
     # The dataset cache is reused (generating MNIST-1D is a one-time cost of a fresh clone);
     # the tracking store, the journal and every process are new.
-    result = run_sweep_breakdown(args.sweep, args.sweep_workers, data_dir=config.data_dir)
+    workers = args.sweep_workers
+    if workers == AUTO:  # resolved here, as the sweep would, so the shares divide by it
+        from sbbench.commands.sweep import auto_workers
+        from sbbench.sweep.study import load_study
+
+        spec = load_study(args.sweep)
+        _, workers = auto_workers(spec, spec.total_trials)
+    result = run_sweep_breakdown(args.sweep, workers, data_dir=config.data_dir,
+                                 workers_flag=str(args.sweep_workers))
     print(format_breakdown(result))
     if args.json:
         write_breakdown_json(result, args.json)

@@ -22,14 +22,32 @@ def _positive_int_or_zero(text: str) -> int:
     return int(value)
 
 
+AUTO = "auto"
+
+
+def _workers(text: str) -> str | int:
+    """`auto` or a whole number >= 1 (MLflow project parameters of type float arrive as "2.0")."""
+    if text.strip().lower() == AUTO:
+        return AUTO
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 1 or not value.is_integer():
+        raise argparse.ArgumentTypeError(f"{text!r} is neither auto nor a whole number >= 1")
+    return int(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", default=DEFAULT_STUDY, help="study YAML file "
                         f"(default: {DEFAULT_STUDY})")
     parser.add_argument("--storage", default=None, help="Optuna storage: local (a journal file "
                         "under .sbbench/optuna/; the default unless $SBBENCH_STORAGE is set), "
                         "journal:PATH, postgresql://USER@HOST/DB (several machines), mysql://...")
-    parser.add_argument("--workers", type=_positive_int_or_zero, default=1,
-                        help="local worker processes (default: 1)")
+    parser.add_argument("--workers", type=_workers, default=AUTO,
+                        help="local worker processes, or auto (the default): one per GPU when "
+                        "the study trains on CUDA, else one per CPU core this process may use "
+                        "(each trial then trains on one thread), never more than the trials")
     parser.add_argument("--devices", default=None, help="one worker per listed device, each "
                         "seeing only its own: e.g. cuda:0,cuda:1,cuda:2,cuda:3 (or cpu,cpu); "
                         "replaces --workers")
@@ -53,13 +71,14 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     from sbbench import stop_signals
     from sbbench.sweep.coordinator import Coordinator, SweepOptions
-    from sbbench.sweep.study import StudyError, load_study
+    from sbbench.sweep.study import load_study
 
     spec = load_study(args.study)
-    if args.workers < 1:
-        raise StudyError("--workers", "workers", args.workers, "an integer >= 1")
     devices = parse_devices(args.devices)
-    workers = len(devices) if devices else args.workers
+    if not devices and args.workers == AUTO:
+        devices, workers = auto_workers(spec, args.n_trials or spec.total_trials)
+    else:
+        workers = len(devices) if devices else args.workers
     options = SweepOptions(storage=args.storage or None, workers=workers, devices=devices,
                            join=args.join, join_timeout_s=args.join_timeout,
                            n_trials=args.n_trials or None, study_name=args.study_name,
@@ -74,6 +93,30 @@ def run(args: argparse.Namespace) -> int:
     print(f"MLflow UI: mlflow ui --backend-store-uri {mask_url(result.tracking_uri)}")
     print(closing_line(result, time.monotonic() - started, workers))
     return 0
+
+
+def auto_workers(spec, trials: int) -> tuple[list[str], int]:
+    """(devices, workers) for `--workers auto`: a study that trains on CUDA gets one worker per
+    visible GPU, each seeing only its own; otherwise one worker per usable CPU core (taskset,
+    a Slurm or container cpuset), each trial then on one thread. Never more workers than trials.
+    Concurrent trials share the machine's caches and memory bandwidth; `--workers 1` measures
+    each run with nothing of the sweep beside it (docs/performance.md, sweep throughput)."""
+    device = str(spec.base.get("device", "auto"))
+    wanted = max(1, trials)
+    if device.startswith("cuda:"):      # the study pins one GPU: one worker on it
+        return [], 1
+    if device in ("auto", "cuda"):
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if gpus:
+            count = min(gpus, wanted)
+            return [f"cuda:{i}" for i in range(count)], count
+        if device == "cuda":            # no GPU here: the run says so, on one worker
+            return [], 1
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+        (os.cpu_count() or 1)
+    return [], max(1, min(usable, wanted))
 
 
 def parse_devices(text: str | None) -> list[str]:

@@ -269,8 +269,10 @@ def judge(metric: str, direction: str, tonight_samples: Sequence[float],
     noise = _noise_text(cv, settings, capped, None)
     if noise:
         evidence += "; " + noise
-    return MetricVerdict(metric, direction, tonight, verdict, RULE_SHORT, len(past), center,
-                         cv, None, change, worse_ref, threshold, p, evidence,
+    # The report's median and change are the ones the rule judged: against the reference runs.
+    change_ref = (tonight - ref_median) / abs(ref_median) if ref_median else 0.0
+    return MetricVerdict(metric, direction, tonight, verdict, RULE_SHORT, len(past), ref_median,
+                         cv, None, change_ref, worse_ref, threshold, p, evidence,
                          alarm_edge=_edge(None, ref_median, threshold, direction),
                          too_noisy=bool(noise), noise=noise)
 

@@ -45,9 +45,7 @@ def run_trial(job: TrialJob) -> int:
     from sbbench.config import RunConfig
     from sbbench.sweep import trial_records as names
     from sbbench.sweep.heartbeats import start_trial_heartbeat
-    from sbbench.sweep.objective import curve_to_attr, objective_values
     from sbbench.sweep.storage import open_storage
-    from sbbench.sweep.study import Objective
     from sbbench import stop_signals
     from sbbench.tracking import TAG_DEVICE, TrackingOptions
     from sbbench.train.errors import RunDiverged, RunPruned

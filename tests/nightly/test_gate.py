@@ -172,7 +172,9 @@ def test_short_history_pools_every_run_of_the_earlier_nights():
                 history_runs=runs)
     assert v.rule == G.RULE_SHORT and v.verdict == G.REGRESSION
     assert v.p_value == pytest.approx(1 / 220) and "9 runs of 3 earlier night(s)" in v.evidence
-    assert v.history_median == pytest.approx(float(np.median(history)))
+    # the report's median and change are the pooled runs' (what the rule judged)
+    assert v.history_median == pytest.approx(float(np.median(runs)))
+    assert v.change == pytest.approx(948.0 / float(np.median(runs)) - 1)
     # one of tonight's runs (2078) inside the earlier runs: p ~ 0.06, no alarm
     v = G.judge("throughput/traditional", G.HIGHER, [1409.0, 1332.0, 2078.0], history,
                 nights[-1], history_runs=runs)

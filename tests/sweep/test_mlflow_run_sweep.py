@@ -21,8 +21,8 @@ def test_mlflow_run_sweep_entry_point(tmp_path, data_dir, tracking_uri):
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     command = [str(Path(sys.executable).parent / "mlflow"), "run", str(REPO), "-e", "sweep",
                "--env-manager", "local", "--experiment-name", "sweep-project",
-               "-P", f"study={study}", "-P", f"storage=journal:{tmp_path / 'j.journal'}",
-               "-P", "workers=1"]
+               "-P", f"study={study}", "-P", f"storage=journal:{tmp_path / 'j.journal'}"]
+    # workers left at the project's default (auto), as the README's main command does
     result = subprocess.run(command, env=env,
                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

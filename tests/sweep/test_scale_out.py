@@ -4,7 +4,6 @@ fail at start (exit 2, one line) before any training."""
 from __future__ import annotations
 
 import pytest
-from mlflow import MlflowClient
 
 from sbbench.cli import main
 from sbbench.commands.sweep import parse_devices

@@ -33,5 +33,8 @@ def longer_workload(data_dir: str) -> dict:
 
 
 def sweep_args(study: Path, tracking_uri: str, storage: Path, *extra: str) -> list[str]:
+    # One worker unless a test asks for more: these tests count runs and orders, and the
+    # default (--workers auto) would depend on the test machine's cores.
+    workers = [] if "--workers" in extra else ["--workers", "1"]
     return ["sweep", "--study", str(study), "--tracking-uri", tracking_uri,
-            "--storage", f"journal:{storage}", "--no-analyze", "--no-progress", *extra]
+            "--storage", f"journal:{storage}", "--no-analyze", "--no-progress", *workers, *extra]
