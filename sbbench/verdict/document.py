@@ -21,12 +21,14 @@ FIGURE_PICKS = {
     "label_noise": ("ablation__label_noise", "selection_probability__"),
     "beta": ("ablation__beta",),
     "staleness": ("ablation__staleness",),
+    "mnist1d_wide_lr": ("tuning",),
 }
 STUDY_PURPOSE = {
     "mnist1d": "the main comparison: the speedup claims, SB vs Random, hard examples",
     "label_noise": "robustness to randomized labels; backward passes on mislabelled examples",
     "beta": "keep rate and speedup against beta (figures)",
     "staleness": "forward passes saved and speedup against staleness (figures)",
+    "mnist1d_wide_lr": "the main comparison again, the baselines' learning-rate grid widened",
 }
 # The paper's setting (Jiang et al. 2019, docs/methods.md), beside which the runs' own params
 # are printed.

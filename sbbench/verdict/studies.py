@@ -18,8 +18,9 @@ from sbbench.analysis.api import AnalysisInputError, AnalyzeOptions
 from sbbench.analysis.loading import PROGRESS_BAR_ENV
 
 # The studies a verdict draws on, in the order the document shows them: the main comparison
-# (the speedup claims) and the ablations (label noise: robustness; beta and staleness: figures).
-STUDY_ROLES = ("mnist1d", "label_noise", "beta", "staleness")
+# (the speedup claims), the ablations (label noise: robustness; beta and staleness: figures)
+# and a check of the main comparison with the baselines' learning-rate grid widened.
+STUDY_ROLES = ("mnist1d", "label_noise", "beta", "staleness", "mnist1d_wide_lr")
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
