@@ -484,22 +484,29 @@ class Coordinator:
                   file=sys.stderr)
 
     def _run_trials(self, total: int, bar) -> None:
-        """Keep the pool full until `total` trials have a result (or the grid is exhausted)."""
+        """Keep the pool full until `total` trials have a result (or the grid is exhausted).
+
+        A stop (Ctrl-C, SIGTERM) is raised only while waiting for a worker: one arriving while
+        the coordinator writes to the study is recorded and raised when that step is done.
+        Raised between `study.ask()` and the worker's launch it left the asked trial RUNNING
+        with no worker to end it (seen in repeated interrupts right after a trial finished);
+        raised inside a storage write it could cut the write in half."""
         while True:
-            bar.update(self._reap())
-            self.tuning.advance()
-            self.targets.resolve()
-            self.targets.tell_awaiting(self.pool.trial_numbers)
-            self.heartbeat.beat()
-            self._fail_stale_trials()
-            remaining = total - self._finished_in_scope() - len(self.pool)
-            if self.pool.has_room and remaining > 0:
-                asked = self._ask_next()
-                if asked is not None:
-                    self._launch(*asked)
-                    continue
-            if not len(self.pool):
-                return
+            with stop_signals.deferred():
+                bar.update(self._reap())
+                self.tuning.advance()
+                self.targets.resolve()
+                self.targets.tell_awaiting(self.pool.trial_numbers)
+                self.heartbeat.beat()
+                self._fail_stale_trials()
+                remaining = total - self._finished_in_scope() - len(self.pool)
+                if self.pool.has_room and remaining > 0:
+                    asked = self._ask_next()
+                    if asked is not None:
+                        self._launch(*asked)
+                        continue
+                if not len(self.pool):
+                    return
             self.pool.wait_for_an_exit(POLL_INTERVAL_S)
             stop_signals.raise_if_requested()  # a Ctrl-C that a library swallowed
 
