@@ -181,3 +181,34 @@ def test_ctrl_c_while_the_sweep_starts_exits_130_at_every_moment(tmp_path, data_
     assert {delay: code for delay, (code, _) in codes.items() if code != 130} == {}, codes
     for store in stores[-3:]:  # late enough for the store to exist: nothing left RUNNING
         assert not [r for r in all_runs(store) if r.info.status == "RUNNING"]
+
+
+def test_ctrl_c_between_asking_a_trial_and_launching_it_leaves_nothing_running(
+        tmp_path, data_dir, tracking_uri, monkeypatch):
+    """The narrow window that repeated interrupt runs found: Optuna has the trial RUNNING, no
+    worker has it yet. A Ctrl-C there must still end with the trial failed as interrupted (the
+    coordinator finishes the launch, then stops the worker), exit 130, and a clean resume."""
+    from sbbench.sweep.worker_pool import WorkerPool
+
+    launch = WorkerPool.launch
+
+    def interrupted_launch(pool, trial_number, job_json, env):
+        os.kill(os.getpid(), signal.SIGINT)   # Ctrl-C lands after ask(), before the worker
+        for _ in range(1000):                  # give the handler its bytecode boundaries
+            pass
+        launch(pool, trial_number, job_json, env)
+
+    monkeypatch.setattr(WorkerPool, "launch", interrupted_launch)
+    study_file = write_study(tmp_path, data_dir, seeds=[0])
+    storage = tmp_path / "tiny.journal"
+    try:
+        assert cli.main(sweep_args(study_file, tracking_uri, storage)) == 130
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert not [t for t in _trials(storage) if t.state.name in ("RUNNING", "WAITING")]
+    assert not [r for r in all_runs(tracking_uri) if r.info.status == "RUNNING"]
+    monkeypatch.setattr(WorkerPool, "launch", launch)
+    assert cli.main(sweep_args(study_file, tracking_uri, storage)) == 0
+    complete = [t for t in _trials(storage) if t.state.name == "COMPLETE"]
+    assert len({t.user_attrs["sbbench_point"] for t in complete}) == 2
