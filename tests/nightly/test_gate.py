@@ -68,16 +68,30 @@ def run_gate(series, slowed: tuple[str, ...] = (), factor: float = 1.2,
     return alarms / n, caught / n
 
 
+def judge_short(name: str, direction: str, tonight, past) -> G.MetricVerdict:
+    """The verdict on tonight's runs against a short history given as runs per earlier night
+    (rows, oldest first), handed to the gate as the night does: the nights' medians, the last
+    night's runs and every run pooled."""
+    history = [float(np.median(r)) for r in past]
+    return G.judge(name, direction, tonight, history, past[-1], G.GateSettings(),
+                   list(np.ravel(past)))
+
+
+def report(capsys, text: str) -> None:
+    """A simulation's rates, printed past pytest's capture (they go in issue notes)."""
+    with capsys.disabled():
+        print(f"\n[gate] {text}")
+
+
 def test_pure_noise_rarely_alarms_and_a_20_percent_slowdown_is_caught(capsys):
     rng = np.random.default_rng(2026)
     series = simulate_nights(rng, HISTORY + 200, correlated=True)
     false_alarms, _ = run_gate(series)
     _, caught = run_gate(series, slowed=("throughput/traditional",))
     _, caught_ttt = run_gate(series, slowed=("time_to_target_s/sb",))
-    with capsys.disabled():
-        print(f"\n[gate] {len(metric_specs())} metrics, 200 nights: false-alarm nights "
-              f"{false_alarms:.1%}; 20% slower Traditional throughput caught {caught:.1%}; "
-              f"20% slower SB time to target caught {caught_ttt:.1%}")
+    report(capsys, f"{len(metric_specs())} metrics, 200 nights: false-alarm nights "
+           f"{false_alarms:.1%}; 20% slower Traditional throughput caught {caught:.1%}; "
+           f"20% slower SB time to target caught {caught_ttt:.1%}")
     assert false_alarms <= 0.02
     assert caught >= 0.95
     assert caught_ttt >= 0.95
@@ -92,9 +106,8 @@ def test_worst_case_independent_metrics_stay_near_the_family_bound(capsys):
         series = simulate_nights(np.random.default_rng(seed), HISTORY + 200, correlated=False)
         rates.append(run_gate(series)[0])
     bound = G.family_false_alarm(0.999, len(metric_specs()))
-    with capsys.disabled():
-        print(f"\n[gate] independent metrics: false-alarm nights {[f'{r:.1%}' for r in rates]} "
-              f"(family bound of the interval alone {bound:.1%})")
+    report(capsys, f"independent metrics: false-alarm nights {[f'{r:.1%}' for r in rates]} "
+           f"(family bound of the interval alone {bound:.1%})")
     assert np.mean(rates) <= 0.02
     assert max(rates) <= bound + 0.02
 
@@ -217,21 +230,15 @@ def test_the_short_history_rule_stays_quiet_on_noise_and_catches_20_percent(caps
             alarmed = named = False
             for name, direction in specs.items():
                 past = series[name][night - k:night]
-                history = [float(np.median(r)) for r in past]
                 tonight = series[name][night]
-                v = G.judge(name, direction, tonight, history, past[-1], G.GateSettings(),
-                            list(past.ravel()))
-                alarmed = alarmed or v.regressed
+                alarmed = alarmed or judge_short(name, direction, tonight, past).regressed
                 if name == "throughput/traditional":
-                    slow = G.judge(name, direction, tonight / 1.2, history, past[-1],
-                                   G.GateSettings(), list(past.ravel()))
-                    named = slow.regressed
+                    named = judge_short(name, direction, tonight / 1.2, past).regressed
             alarms += alarmed
             caught += named
-    with capsys.disabled():
-        print(f"\n[gate] short history (1-4 nights), {nights} nights: false-alarm nights "
-              f"{alarms / nights:.1%}; 20% slower Traditional throughput caught "
-              f"{caught / nights:.1%}")
+    report(capsys, f"short history (1-4 nights), {nights} nights: false-alarm nights "
+           f"{alarms / nights:.1%}; 20% slower Traditional throughput caught "
+           f"{caught / nights:.1%}")
     assert alarms / nights <= 0.05
     assert caught / nights >= 0.90
 
@@ -284,15 +291,12 @@ def test_on_a_noisy_core_the_short_rule_catches_a_halved_throughput(capsys):
         for _ in range(100):
             past = 2000.0 * np.exp(rng.normal(0, 0.2, size=(k, RUNS_PER_NIGHT)))
             tonight = 2000.0 * np.exp(rng.normal(0, 0.2, size=RUNS_PER_NIGHT))
-            history = [float(np.median(r)) for r in past]
-            args = (history, past[-1], G.GateSettings(), list(past.ravel()))
-            alarms += G.judge("throughput/sb", G.HIGHER, tonight, *args).regressed
-            caught += G.judge("throughput/sb", G.HIGHER, tonight / 2, *args).regressed
-            caught_35 += G.judge("throughput/sb", G.HIGHER, tonight * 0.65, *args).regressed
+            alarms += judge_short("throughput/sb", G.HIGHER, tonight, past).regressed
+            caught += judge_short("throughput/sb", G.HIGHER, tonight / 2, past).regressed
+            caught_35 += judge_short("throughput/sb", G.HIGHER, tonight * 0.65, past).regressed
             trials += 1
-    with capsys.disabled():
-        print(f"\n[gate] noisy core (per-run CV 20%), 1-4 earlier nights, {trials} nights per "
-              f"metric: false alarms {alarms / trials:.1%}; halved throughput caught "
-              f"{caught / trials:.1%}, 35% slower caught {caught_35 / trials:.1%}")
+    report(capsys, f"noisy core (per-run CV 20%), 1-4 earlier nights, {trials} nights per "
+           f"metric: false alarms {alarms / trials:.1%}; halved throughput caught "
+           f"{caught / trials:.1%}, 35% slower caught {caught_35 / trials:.1%}")
     assert alarms / trials <= 0.02
     assert caught / trials >= 0.95
